@@ -1,0 +1,423 @@
+// Owns one client socket: the opening handshake, the read loop feeding the codec, the
+// bounded outbound queue with coalesced writes, and the deadlines the server enforces.
+
+import { Codec, type CodecEvent } from "./codec.ts";
+import { CloseCode } from "./close_codes.ts";
+import { encodeFrame, Opcode } from "./frame.ts";
+import {
+  acceptResponse,
+  errorResponse,
+  type HandshakeError,
+  type HttpRequest,
+  NEED_DATA,
+  RequestReader,
+  type UpgradeRequest as WsUpgrade,
+  validateUpgrade,
+} from "./handshake.ts";
+import type { CloseInfo, Connection, Logger, Message } from "./handlers.ts";
+import type { Options } from "./options.ts";
+
+/** The server's answer to a valid upgrade request. */
+export type UpgradeDecision =
+  | { readonly accept: true; readonly protocol: string; readonly data: unknown }
+  | { readonly accept: false; readonly error: HandshakeError };
+
+/** What a client needs from the server that owns it. */
+export interface ClientHost {
+  readonly options: Options;
+  readonly log: Logger;
+  decideUpgrade(client: Client, request: HttpRequest, ws: WsUpgrade): Promise<UpgradeDecision>;
+  /** The handshake is done; events follow only after this settles. */
+  opened(client: Client): void | Promise<void>;
+  /** One event from the codec; the next waits until this settles. */
+  event(client: Client, event: CodecEvent): void | Promise<void>;
+  /** The socket is closed; called once, for every client that was opened. */
+  closed(client: Client, info: CloseInfo): void;
+  /** Called once, for every client, when it is gone. */
+  forget(client: Client): void;
+  /** Asks for `flush()` at the end of this turn, so one turn's frames go out together. */
+  markDirty(client: Client): void;
+  /** A client was closed for reading too slowly. */
+  slowConsumer(client: Client): void;
+}
+
+type Phase = "handshake" | "open" | "closing" | "finishing" | "closed";
+
+const MIN_READ = 1024;
+const MAX_READ = 256 * 1024;
+/** Frames up to this size are copied together into one write. */
+const COALESCE_LIMIT = 256 * 1024;
+const encoder = new TextEncoder();
+const EMPTY = new Uint8Array(0);
+
+let nextId = 1;
+
+/** One client connection. The handler-facing `Connection` API is its public surface. */
+export class Client implements Connection {
+  readonly id = nextId++;
+  remoteAddress: string;
+  path = "";
+  query = new URLSearchParams();
+  headers: ReadonlyMap<string, string> = new Map();
+  protocol = "";
+  data: unknown = undefined;
+
+  readonly #conn: Deno.Conn;
+  readonly #host: ClientHost;
+  #codec: Codec | null = null;
+  #phase: Phase = "handshake";
+  #buf = new Uint8Array(MIN_READ);
+  #closeInfo: CloseInfo | null = null;
+  #wasOpened = false;
+
+  // Timing, in Date.now() milliseconds; checked by the server's shared timer.
+  #deadline: number;
+  #lastRead: number;
+  #pingSentAt = 0;
+
+  // Outbound queue: chunks from #outHead on are unwritten and #outBytes counts them;
+  // #inFlight counts the chunk being written.
+  #out: Uint8Array[] = [];
+  #outHead = 0;
+  #outBytes = 0;
+  #inFlight = 0;
+  #writing = false;
+  #drained: (() => void)[] = [];
+
+  constructor(conn: Deno.Conn, host: ClientHost, now: number) {
+    this.#conn = conn;
+    this.#host = host;
+    const addr = conn.remoteAddr as Deno.NetAddr;
+    this.remoteAddress = addr.hostname ?? "";
+    this.#lastRead = now;
+    this.#deadline = now + host.options.handshakeTimeout;
+  }
+
+  /** The peer address of the TCP connection (before any proxy header is believed). */
+  get peerAddress(): string {
+    return (this.#conn.remoteAddr as Deno.NetAddr).hostname ?? "";
+  }
+
+  get bufferedAmount(): number {
+    return this.#outBytes + this.#inFlight;
+  }
+
+  get isOpen(): boolean {
+    return this.#phase === "open";
+  }
+
+  /** Serves the connection until it is closed. Never throws. */
+  async run(): Promise<void> {
+    try {
+      if (await this.#handshake()) await this.#readFrames();
+    } catch (e) {
+      if (this.#phase !== "closed") this.#host.log.debug(`connection ${this.id}: ${e}`);
+    } finally {
+      this.#abort();
+      if (this.#wasOpened) {
+        this.#host.closed(
+          this,
+          this.#closeInfo ?? { code: CloseCode.ABNORMAL_CLOSURE, reason: "", clean: false },
+        );
+      }
+      this.#host.forget(this);
+    }
+  }
+
+  send(message: Message): boolean {
+    if (this.#phase !== "open") return false;
+    const bytes = typeof message === "string" ? encoder.encode(message) : message;
+    const opcode = typeof message === "string" ? Opcode.TEXT : Opcode.BINARY;
+    return this.enqueue(encodeFrame(opcode, bytes));
+  }
+
+  close(code: number = CloseCode.NORMAL_CLOSURE, reason = ""): void {
+    if (this.#phase !== "open") return;
+    this.#codec!.close(code, reason);
+    this.#phase = "closing";
+    this.#deadline = Date.now() + this.#host.options.closeTimeout;
+    this.#takeCodecOutput();
+  }
+
+  /**
+   * Queues already-encoded frame bytes (not copied: a broadcast shares them). Returns false
+   * when the connection is not open, or when the queue limit is hit and it is being closed.
+   */
+  enqueue(parts: readonly Uint8Array[]): boolean {
+    if (this.#phase !== "open") return false;
+    let size = 0;
+    for (const p of parts) size += p.length;
+    if (this.bufferedAmount + size > this.#host.options.maxQueue) {
+      this.#closeSlowConsumer();
+      return false;
+    }
+    this.#push(parts, size);
+    return true;
+  }
+
+  /** Starts writing what is queued, if not writing already. */
+  flush(): void {
+    if (!this.#writing && this.#outBytes > 0) this.#pump();
+  }
+
+  /** Resolves once everything queued so far is written (or the socket is gone). */
+  drained(): Promise<void> {
+    if (this.bufferedAmount === 0 || this.#phase === "closed") return Promise.resolve();
+    return new Promise((resolve) => this.#drained.push(resolve));
+  }
+
+  /** Enforces deadlines and liveness; called by the server's shared timer. */
+  tick(now: number): void {
+    const o = this.#host.options;
+    if (this.#phase === "closed") return;
+    if (this.#deadline && now >= this.#deadline) {
+      this.#host.log.debug(`connection ${this.id}: ${this.#phase} timed out; dropping TCP`);
+      this.#abort();
+      return;
+    }
+    if (this.#phase !== "open") return;
+    if (this.#pingSentAt) {
+      if (now - this.#pingSentAt >= o.pongTimeout) {
+        this.#host.log.debug(`connection ${this.id}: no pong within ${o.pongTimeout} ms`);
+        this.#closeInfo = {
+          code: CloseCode.ABNORMAL_CLOSURE,
+          reason: "pong timeout",
+          clean: false,
+        };
+        this.#abort();
+      }
+    } else if (now - this.#lastRead >= o.pingInterval) {
+      this.#pingSentAt = now;
+      this.#codec!.sendPing(EMPTY);
+      this.#takeCodecOutput();
+    }
+  }
+
+  #push(parts: readonly Uint8Array[], size: number): void {
+    for (const p of parts) this.#out.push(p);
+    this.#outBytes += size;
+    this.#host.markDirty(this);
+  }
+
+  async #read(): Promise<number | null> {
+    const n = await this.#conn.read(this.#buf);
+    if (n !== null) this.#lastRead = Date.now();
+    return n;
+  }
+
+  /** Adapts the read buffer: grow while reads fill it, back to small when traffic is light. */
+  #resizeBuffer(n: number): void {
+    const size = this.#buf.length;
+    if (n === size && size < MAX_READ) this.#buf = new Uint8Array(size * 4);
+    else if (n < MIN_READ && size > MIN_READ) this.#buf = new Uint8Array(MIN_READ);
+  }
+
+  async #handshake(): Promise<boolean> {
+    const reader = new RequestReader();
+    for (;;) {
+      const n = await this.#read();
+      if (n === null) return false;
+      const result = reader.receive(this.#buf.subarray(0, n));
+      if (result === NEED_DATA) continue;
+      if ("status" in result) return await this.#refuse(result);
+      const ws = validateUpgrade(result.request);
+      if ("status" in ws) return await this.#refuse(ws);
+      const trailing = result.trailing.slice();
+      this.#describe(result.request);
+      const decision = await this.#host.decideUpgrade(this, result.request, ws);
+      if (this.#phase === "closed") return false;
+      if (!decision.accept) return await this.#refuse(decision.error);
+      return await this.#accept(ws.key, decision, trailing);
+    }
+  }
+
+  #describe(request: HttpRequest): void {
+    const url = new URL(request.target, "http://localhost");
+    this.path = url.pathname;
+    this.query = url.searchParams;
+    this.headers = request.headers;
+  }
+
+  async #accept(
+    key: string,
+    decision: UpgradeDecision & { accept: true },
+    trailing: Uint8Array,
+  ): Promise<boolean> {
+    this.protocol = decision.protocol;
+    this.data = decision.data;
+    await this.#writeAll(acceptResponse(key, decision.protocol || undefined));
+    const o = this.#host.options;
+    this.#codec = new Codec({ maxMessageSize: o.maxMessageSize });
+    this.#phase = "open";
+    this.#deadline = 0;
+    this.#wasOpened = true;
+    await this.#host.opened(this);
+    if (trailing.length > 0) {
+      this.#codec.receive(trailing);
+      await this.#process();
+    }
+    return true;
+  }
+
+  async #refuse(error: HandshakeError): Promise<false> {
+    this.#host.log.debug(`connection ${this.id}: refused with ${error.status}: ${error.message}`);
+    this.#phase = "finishing";
+    this.#deadline = Date.now() + this.#host.options.closeTimeout;
+    await this.#writeAll(errorResponse(error));
+    await this.#finish();
+    return false;
+  }
+
+  async #readFrames(): Promise<void> {
+    const codec = this.#codec!;
+    while (!codec.closeExpected) {
+      const n = await this.#read();
+      if (n === null) {
+        codec.receiveEof();
+      } else {
+        this.#pingSentAt = 0;
+        codec.receive(this.#buf.subarray(0, n));
+        this.#resizeBuffer(n);
+      }
+      await this.#process();
+    }
+    this.#phase = "finishing";
+    this.#deadline = Date.now() + this.#host.options.closeTimeout;
+    this.flush();
+    await this.drained();
+    await this.#finish();
+  }
+
+  /** Sends what the codec queued, then hands its events to the host, in order. */
+  async #process(): Promise<void> {
+    const codec = this.#codec!;
+    this.#takeCodecOutput();
+    for (const event of codec.takeEvents()) {
+      this.#noteClose(event);
+      const pending = this.#host.event(this, event);
+      if (pending) await pending;
+      this.#takeCodecOutput();
+    }
+  }
+
+  #noteClose(event: CodecEvent): void {
+    if (this.#closeInfo) return;
+    if (event.type === "close") {
+      const clean = event.code !== CloseCode.ABNORMAL_CLOSURE;
+      this.#closeInfo = { code: event.code, reason: event.reason, clean };
+    } else if (event.type === "fail") {
+      this.#closeInfo = { code: event.code, reason: event.reason, clean: false };
+      this.#host.log.debug(`connection ${this.id}: failed with ${event.code}: ${event.reason}`);
+    }
+  }
+
+  #takeCodecOutput(): void {
+    const codec = this.#codec!;
+    if (!codec.hasOutput) return;
+    const parts = codec.takeOutput();
+    let size = 0;
+    for (const p of parts) size += p.length;
+    // Control frames from the codec (pong, close) are never refused by the queue limit.
+    this.#push(parts, size);
+    if (codec.state !== "open" && this.#phase === "open") {
+      this.#phase = "closing";
+      this.#deadline = Date.now() + this.#host.options.closeTimeout;
+    }
+  }
+
+  #closeSlowConsumer(): void {
+    // Frames not yet handed to the socket are dropped; one being written finishes first.
+    this.#out = [];
+    this.#outHead = 0;
+    this.#outBytes = 0;
+    this.#closeInfo = { code: CloseCode.POLICY_VIOLATION, reason: "slow consumer", clean: false };
+    this.#codec!.fail(CloseCode.POLICY_VIOLATION, "slow consumer");
+    this.#phase = "finishing";
+    this.#deadline = Date.now() + Math.min(this.#host.options.closeTimeout, 2000);
+    this.#host.slowConsumer(this);
+    const parts = this.#codec!.takeOutput();
+    this.#push(parts, parts.reduce((n, p) => n + p.length, 0));
+  }
+
+  /** Takes the next write: one large chunk alone, or small chunks copied together. */
+  #nextChunk(): Uint8Array {
+    const out = this.#out;
+    const first = out[this.#outHead++];
+    if (first.length >= COALESCE_LIMIT || this.#outHead === out.length) return first;
+    let end = this.#outHead, total = first.length;
+    while (end < out.length && total + out[end].length <= COALESCE_LIMIT) {
+      total += out[end++].length;
+    }
+    if (end === this.#outHead) return first;
+    const joined = new Uint8Array(total);
+    joined.set(first);
+    let at = first.length;
+    for (let i = this.#outHead; i < end; i++) {
+      joined.set(out[i], at);
+      at += out[i].length;
+    }
+    this.#outHead = end;
+    return joined;
+  }
+
+  async #pump(): Promise<void> {
+    this.#writing = true;
+    try {
+      while (this.#outHead < this.#out.length) {
+        const chunk = this.#nextChunk();
+        if (this.#outHead === this.#out.length) {
+          this.#out = [];
+          this.#outHead = 0;
+        }
+        this.#outBytes -= chunk.length;
+        this.#inFlight = chunk.length;
+        await this.#writeAll(chunk);
+        this.#inFlight = 0;
+      }
+    } catch (e) {
+      this.#host.log.debug(`connection ${this.id}: write failed: ${e}`);
+      this.#abort();
+    } finally {
+      this.#writing = false;
+      this.#inFlight = 0;
+      if (this.#outBytes === 0 || this.#phase === "closed") this.#wakeDrained();
+    }
+  }
+
+  #wakeDrained(): void {
+    const waiters = this.#drained;
+    this.#drained = [];
+    for (const w of waiters) w();
+  }
+
+  async #writeAll(bytes: Uint8Array): Promise<void> {
+    let done = 0;
+    while (done < bytes.length) {
+      done += await this.#conn.write(done === 0 ? bytes : bytes.subarray(done));
+    }
+  }
+
+  /** Half-closes, then reads until the peer closes too, so our last bytes are not reset. */
+  async #finish(): Promise<void> {
+    try {
+      await this.#conn.closeWrite();
+      while (this.#phase !== "closed" && (await this.#conn.read(this.#buf)) !== null) {
+        // Discard: the WebSocket is over; only the peer's FIN is awaited.
+      }
+    } catch {
+      // The peer reset or the deadline aborted the socket: either way it is done.
+    }
+  }
+
+  #abort(): void {
+    if (this.#phase === "closed") return;
+    this.#phase = "closed";
+    this.#out = [];
+    this.#outHead = 0;
+    this.#outBytes = 0;
+    this.#wakeDrained();
+    try {
+      this.#conn.close();
+    } catch { /* already closed */ }
+  }
+}

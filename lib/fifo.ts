@@ -1,0 +1,149 @@
+// Owns reading the named pipe: opening it with Deno.open, reopening when writers go away,
+// and handing over each read's lines as one batch.
+
+import type { Logger } from "./handlers.ts";
+import { LineSplitter } from "./lines.ts";
+import { errorMessage } from "./log.ts";
+
+/** A problem with the FIFO path that stops start-up, as one line. */
+export interface FifoError {
+  readonly error: string;
+}
+
+/**
+ * Checks that `path` is a FIFO. When it is missing and running `mkfifo` is allowed,
+ * creates it (mode 0660). Returns an error value naming the path and the fix otherwise.
+ */
+export async function prepareFifo(path: string, log: Logger): Promise<FifoError | null> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) {
+      return { error: `cannot stat FIFO ${path}: ${errorMessage(e)}` };
+    }
+    return await createFifo(path, log);
+  }
+  if (!info.isFifo) {
+    return {
+      error: `${path} exists but is not a FIFO; remove it, then create it with: mkfifo ${path}`,
+    };
+  }
+  return null;
+}
+
+async function createFifo(path: string, log: Logger): Promise<FifoError | null> {
+  const missing = `FIFO ${path} does not exist; create it with: mkfifo -m 0660 ${path}`;
+  const granted =
+    Deno.permissions.querySync({ name: "run", command: "mkfifo" }).state === "granted";
+  if (!granted) {
+    return { error: `${missing} (or grant --allow-run=mkfifo to let the server create it)` };
+  }
+  try {
+    const { success, stderr } = await new Deno.Command("mkfifo", {
+      args: ["-m", "0660", path],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!success) {
+      return { error: `mkfifo ${path} failed: ${new TextDecoder().decode(stderr).trim()}` };
+    }
+  } catch (e) {
+    return { error: `${missing} (running mkfifo failed: ${errorMessage(e)})` };
+  }
+  log.info(`created FIFO ${path}`);
+  return null;
+}
+
+export interface FifoReaderOptions {
+  readonly maxLineBytes: number;
+  readonly log: Logger;
+  /** Receives the lines of one read, in order. Reading waits until the promise settles. */
+  readonly onBatch: (lines: string[]) => void | Promise<void>;
+}
+
+const READ_SIZE = 64 * 1024;
+const REOPEN_BACKOFF_MS = 1000;
+
+/** Reads `path` forever (until `stop`), reopening it each time the last writer closes. */
+export class FifoReader {
+  readonly #path: string;
+  readonly #options: FifoReaderOptions;
+  readonly #splitter: LineSplitter;
+  #file: Deno.FsFile | null = null;
+  #stopped = false;
+
+  constructor(path: string, options: FifoReaderOptions) {
+    this.#path = path;
+    this.#options = options;
+    this.#splitter = new LineSplitter(options.maxLineBytes);
+  }
+
+  /** Runs the read loop; resolves once stopped. */
+  async run(): Promise<void> {
+    const buf = new Uint8Array(READ_SIZE);
+    while (!this.#stopped) {
+      const file = await this.#open();
+      if (!file) continue;
+      try {
+        for (;;) {
+          const n = await file.read(buf);
+          if (n === null || this.#stopped) break;
+          await this.#deliver(this.#splitter.push(buf.subarray(0, n)));
+        }
+      } catch (e) {
+        if (!this.#stopped) {
+          this.#options.log.error(`reading FIFO ${this.#path}: ${errorMessage(e)}`);
+        }
+      } finally {
+        this.#close(file);
+      }
+      // Every writer has closed: a last line without a newline is complete now.
+      if (!this.#stopped) await this.#deliver(this.#splitter.end());
+    }
+  }
+
+  /** Stops reading; lines not yet read stay in the pipe. */
+  stop(): void {
+    this.#stopped = true;
+    if (this.#file) this.#close(this.#file);
+  }
+
+  async #open(): Promise<Deno.FsFile | null> {
+    try {
+      // Blocks (in Deno's thread pool, not the event loop) until a writer opens the FIFO.
+      const file = await Deno.open(this.#path, { read: true });
+      if (this.#stopped) {
+        file.close();
+        return null;
+      }
+      this.#file = file;
+      return file;
+    } catch (e) {
+      this.#options.log.error(`cannot open FIFO ${this.#path}: ${errorMessage(e)}; retrying`);
+      await new Promise((resolve) => setTimeout(resolve, REOPEN_BACKOFF_MS));
+      return null;
+    }
+  }
+
+  #close(file: Deno.FsFile): void {
+    if (this.#file === file) this.#file = null;
+    try {
+      file.close();
+    } catch { /* already closed */ }
+  }
+
+  async #deliver(results: ReturnType<LineSplitter["push"]>): Promise<void> {
+    const lines: string[] = [];
+    for (const r of results) {
+      if ("line" in r) lines.push(r.line);
+      else this.#options.log.warn(`FIFO ${this.#path}: ${r.error}`);
+    }
+    if (lines.length === 0) return;
+    try {
+      await this.#options.onBatch(lines);
+    } catch (e) {
+      this.#options.log.error(`handling FIFO lines: ${errorMessage(e)}`);
+    }
+  }
+}

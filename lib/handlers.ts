@@ -1,0 +1,117 @@
+// Owns the contract between push-server and an application's handlers file: every type a
+// handler author needs is exported from here. All handlers are optional and may be async.
+
+/** Log lines go to stderr, one per call, filtered by --log-level. */
+export interface Logger {
+  error(message: string): void;
+  warn(message: string): void;
+  info(message: string): void;
+  debug(message: string): void;
+}
+
+/** A message for a client: a string goes out as a text frame, bytes as a binary frame. */
+export type Message = string | Uint8Array;
+
+/** The HTTP upgrade request, as `upgrade` sees it before the 101 is sent. */
+export interface UpgradeRequest {
+  readonly method: string;
+  /** The path without the query, e.g. "/chat". */
+  readonly path: string;
+  readonly query: URLSearchParams;
+  /** Request headers by lower-case name. */
+  readonly headers: ReadonlyMap<string, string>;
+  readonly cookies: Readonly<Record<string, string>>;
+  /** The Origin header, or undefined when absent (non-browser clients). */
+  readonly origin: string | undefined;
+  /** The client's address; from X-Forwarded-For / X-Real-IP when the peer is a trusted proxy. */
+  readonly remoteAddress: string;
+  /** Subprotocols the client offered, in its order of preference. */
+  readonly protocols: readonly string[];
+}
+
+/** What `upgrade` may return: nothing to accept as is, a refusal, or an acceptance. */
+export type UpgradeResult =
+  | void
+  | undefined
+  | { readonly reject: { readonly status: number; readonly body?: string } }
+  | {
+    readonly reject?: undefined;
+    /** One of `request.protocols`, echoed in Sec-WebSocket-Protocol. */
+    readonly protocol?: string;
+    /** Becomes `connection.data`. */
+    readonly data?: unknown;
+  };
+
+/** One open WebSocket connection. */
+export interface Connection {
+  /** Unique for the life of the process, in order of arrival. */
+  readonly id: number;
+  readonly remoteAddress: string;
+  readonly path: string;
+  readonly query: URLSearchParams;
+  readonly headers: ReadonlyMap<string, string>;
+  /** The subprotocol agreed in the handshake, or "" when none. */
+  readonly protocol: string;
+  /** Application state: whatever `upgrade` returned as `data`, yours to change. */
+  data: unknown;
+  /** Bytes queued for this client and not yet written to its socket. */
+  readonly bufferedAmount: number;
+  /** Sends a message; returns false when the connection is closing or closed. */
+  send(message: Message): boolean;
+  /** Starts the closing handshake (default 1000, "" reason). */
+  close(code?: number, reason?: string): void;
+}
+
+/** How a connection ended. `clean` is true when Close frames were exchanged. */
+export interface CloseInfo {
+  readonly code: number;
+  readonly reason: string;
+  readonly clean: boolean;
+}
+
+/** The running server, as handlers see it. */
+export interface Server {
+  /** The open connections (after `open`, until `close`). */
+  readonly connections: ReadonlySet<Connection>;
+  /** Sends one message to every open connection (or those `filter` accepts), encoded once. */
+  broadcast(message: Message, filter?: (conn: Connection) => boolean): number;
+  send(conn: Connection, message: Message): boolean;
+  close(conn: Connection, code?: number, reason?: string): void;
+  readonly log: Logger;
+}
+
+type Awaitable<T> = T | Promise<T>;
+
+/** The exports a handlers file may have. Each is optional. */
+export interface Handlers {
+  /** Before the 101: may refuse, pick a subprotocol and attach data. */
+  upgrade?(request: UpgradeRequest): Awaitable<UpgradeResult>;
+  /** Once the server listens. */
+  start?(server: Server): Awaitable<void>;
+  open?(conn: Connection, server: Server): Awaitable<void>;
+  text?(conn: Connection, text: string, server: Server): Awaitable<void>;
+  binary?(conn: Connection, data: Uint8Array, server: Server): Awaitable<void>;
+  /** After the automatic pong has been queued. */
+  ping?(conn: Connection, payload: Uint8Array, server: Server): Awaitable<void>;
+  close?(conn: Connection, info: CloseInfo, server: Server): Awaitable<void>;
+  /** One line from the FIFO. Without this handler every line is broadcast to everyone. */
+  fifo?(line: string, server: Server): Awaitable<void>;
+  /** Every tick (--tick). */
+  loop?(server: Server): Awaitable<void>;
+  /** On SIGINT/SIGTERM, before clients are sent 1001. */
+  shutdown?(server: Server): Awaitable<void>;
+}
+
+/** The names a handlers file may export. */
+export const HANDLER_NAMES = [
+  "upgrade",
+  "start",
+  "open",
+  "text",
+  "binary",
+  "ping",
+  "close",
+  "fifo",
+  "loop",
+  "shutdown",
+] as const satisfies readonly (keyof Handlers)[];

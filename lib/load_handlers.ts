@@ -1,0 +1,75 @@
+// Owns loading a handlers file: resolving its name, importing it, and checking its exports.
+// The same code path serves `deno run` and the compiled executable.
+
+import { HANDLER_NAMES, type Handlers } from "./handlers.ts";
+import { errorMessage } from "./log.ts";
+
+/** Handlers files shipped with push-server, loadable by name (and embedded in the executable). */
+export const BUILTIN_HANDLERS: Readonly<Record<string, URL>> = {
+  echo: new URL("../examples/echo.ts", import.meta.url),
+  targeted: new URL("../examples/targeted.ts", import.meta.url),
+};
+
+export type LoadResult =
+  | { readonly handlers: Handlers; readonly warnings: readonly string[] }
+  | { readonly error: string };
+
+/** Loads `spec`: a built-in name, or a path relative to the working directory. */
+export async function loadHandlers(spec: string): Promise<LoadResult> {
+  const url = BUILTIN_HANDLERS[spec] ?? fileUrl(spec);
+  if (url.protocol === "file:" && !BUILTIN_HANDLERS[spec]) {
+    try {
+      const info = await Deno.stat(url);
+      if (!info.isFile) return { error: `handlers file ${spec} is not a file` };
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return { error: `handlers file ${spec} not found` };
+      return { error: `handlers file ${spec}: ${errorMessage(e)}` };
+    }
+  }
+  let module: Record<string, unknown>;
+  try {
+    module = await import(url.href);
+  } catch (e) {
+    return { error: `cannot load handlers file ${spec}: ${firstLine(errorMessage(e))}` };
+  }
+  return checkExports(spec, module);
+}
+
+function fileUrl(path: string): URL {
+  const base = new URL(`file://${Deno.cwd().replace(/\/?$/, "/")}`);
+  return new URL(path.replaceAll("%", "%25").replaceAll("#", "%23").replaceAll("?", "%3F"), base);
+}
+
+function firstLine(message: string): string {
+  return message.split("\n").map((l) => l.trim()).filter(Boolean)[0] ?? message;
+}
+
+/** Known names must be functions; unknown names get a warning (a typo such as `onText`). */
+export function checkExports(spec: string, module: Record<string, unknown>): LoadResult {
+  const known = new Set<string>(HANDLER_NAMES);
+  const warnings: string[] = [];
+  const handlers: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(module)) {
+    if (!known.has(name)) {
+      warnings.push(
+        `handlers file ${spec}: export '${name}' is not a handler name and is ignored ` +
+          `(known: ${HANDLER_NAMES.join(", ")})`,
+      );
+      continue;
+    }
+    if (typeof value !== "function") {
+      return {
+        error: `handlers file ${spec}: export '${name}' is ${describe(value)}, not a function`,
+      };
+    }
+    handlers[name] = value;
+  }
+  return { handlers: handlers as Handlers, warnings };
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  const type = typeof value;
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}

@@ -1,0 +1,76 @@
+// Owns incremental UTF-8 validation (RFC 3629 / Unicode Table 3-7), fed piece by piece.
+
+const CONT_LO = 0x80;
+const CONT_HI = 0xbf;
+
+/**
+ * Validates UTF-8 across any number of pieces and fails at the first byte that
+ * cannot start or continue a well-formed sequence, without waiting for the end.
+ */
+export class Utf8Validator {
+  /** Continuation bytes still expected for the current sequence. */
+  #need = 0;
+  /** Allowed range of the next continuation byte (narrowed after E0, ED, F0, F4). */
+  #lo = CONT_LO;
+  #hi = CONT_HI;
+  #failed = false;
+
+  /** Feeds `bytes`; returns false as soon as an invalid byte is seen (and ever after). */
+  push(bytes: Uint8Array): boolean {
+    if (this.#failed) return false;
+    let need = this.#need, lo = this.#lo, hi = this.#hi;
+    const n = bytes.length;
+    for (let i = 0; i < n; i++) {
+      const b = bytes[i];
+      if (need === 0) {
+        if (b < 0x80) continue;
+        if (b >= 0xc2 && b <= 0xdf) {
+          need = 1;
+        } else if (b >= 0xe0 && b <= 0xef) {
+          need = 2;
+          if (b === 0xe0) lo = 0xa0;
+          else if (b === 0xed) hi = 0x9f;
+        } else if (b >= 0xf0 && b <= 0xf4) {
+          need = 3;
+          if (b === 0xf0) lo = 0x90;
+          else if (b === 0xf4) hi = 0x8f;
+        } else {
+          return this.#fail();
+        }
+      } else {
+        if (b < lo || b > hi) return this.#fail();
+        lo = CONT_LO;
+        hi = CONT_HI;
+        need--;
+      }
+    }
+    this.#need = need;
+    this.#lo = lo;
+    this.#hi = hi;
+    return true;
+  }
+
+  /** Whether everything pushed so far ends on a character boundary (and nothing failed). */
+  get complete(): boolean {
+    return !this.#failed && this.#need === 0;
+  }
+
+  /** Starts over for a new message. */
+  reset(): void {
+    this.#need = 0;
+    this.#lo = CONT_LO;
+    this.#hi = CONT_HI;
+    this.#failed = false;
+  }
+
+  #fail(): false {
+    this.#failed = true;
+    return false;
+  }
+}
+
+/** Whether `bytes` is complete, well-formed UTF-8. */
+export function isValidUtf8(bytes: Uint8Array): boolean {
+  const v = new Utf8Validator();
+  return v.push(bytes) && v.complete;
+}

@@ -1,0 +1,3 @@
+// Owns the version string of push-server.
+
+export const VERSION = "0.1.0";
