@@ -72,6 +72,7 @@ export class FifoReader {
   readonly #splitter: LineSplitter;
   #file: Deno.FsFile | null = null;
   #stopped = false;
+  #delivering: Promise<void> = Promise.resolve();
 
   constructor(path: string, options: FifoReaderOptions) {
     this.#path = path;
@@ -103,10 +104,14 @@ export class FifoReader {
     }
   }
 
-  /** Stops reading; lines not yet read stay in the pipe. */
-  stop(): void {
+  /**
+   * Stops reading; lines not yet read stay in the pipe. Resolves once the lines already read
+   * have been handed over (a pending open or read cannot be cancelled, so it is not awaited).
+   */
+  stop(): Promise<void> {
     this.#stopped = true;
     if (this.#file) this.#close(this.#file);
+    return this.#delivering;
   }
 
   async #open(): Promise<Deno.FsFile | null> {
@@ -133,7 +138,12 @@ export class FifoReader {
     } catch { /* already closed */ }
   }
 
-  async #deliver(results: ReturnType<LineSplitter["push"]>): Promise<void> {
+  #deliver(results: ReturnType<LineSplitter["push"]>): Promise<void> {
+    this.#delivering = this.#handOver(results);
+    return this.#delivering;
+  }
+
+  async #handOver(results: ReturnType<LineSplitter["push"]>): Promise<void> {
     const lines: string[] = [];
     for (const r of results) {
       if ("line" in r) lines.push(r.line);

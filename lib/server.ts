@@ -47,7 +47,6 @@ export class PushServer implements Server, ClientHost {
   #flushScheduled = false;
   #listener: Deno.TcpListener | null = null;
   #fifo: FifoReader | null = null;
-  #fifoDone: Promise<void> = Promise.resolve();
   #timers: ReturnType<typeof setInterval>[] = [];
   #loopBusy = false;
   #stopping = false;
@@ -75,7 +74,7 @@ export class PushServer implements Server, ClientHost {
       log: this.log,
       onBatch: (lines) => this.#fifoBatch(lines),
     });
-    this.#fifoDone = this.#fifo.run();
+    this.#fifo.run();
     this.log.info(`listening on ${addr.hostname}:${addr.port}, reading FIFO ${o.fifo}`);
     if (this.#handlers.start) await this.#call("start", null, () => this.#handlers.start!(this));
     return addr;
@@ -113,9 +112,8 @@ export class PushServer implements Server, ClientHost {
     try {
       this.#listener?.close();
     } catch { /* already closed */ }
-    this.#fifo?.stop();
     // Lines already read are delivered before the clients are told to go.
-    await this.#fifoDone;
+    await this.#fifo?.stop();
     if (this.#handlers.shutdown) {
       await this.#call("shutdown", null, () => this.#handlers.shutdown!(this));
     }
