@@ -2,6 +2,7 @@
 // Every input goes through feedAll: whole, byte by byte, split at every point, and trailing.
 
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { Codec, type CodecEvent, type CodecOptions, type CodecState } from "../lib/codec.ts";
 import { CloseCode } from "../lib/close_codes.ts";
 import { Opcode } from "../lib/frame.ts";
@@ -684,5 +685,119 @@ Deno.test("sendText does not keep the caller's bytes: sendBinary payload may be 
   assert.deepStrictEqual(
     concat(codec.takeOutput()),
     serverFrame(Opcode.BINARY, new Uint8Array([1, 2, 3])),
+  );
+});
+
+// --- Properties ---------------------------------------------------------------------------
+
+type Message = { kind: "text"; text: string; cuts: number[] } | {
+  kind: "binary";
+  data: Uint8Array;
+  cuts: number[];
+} | { kind: "ping"; data: Uint8Array };
+
+const messageArb: fc.Arbitrary<Message> = fc.oneof(
+  fc.record({
+    kind: fc.constant("text" as const),
+    text: fc.string({ unit: "binary", maxLength: 60 }),
+    cuts: fc.array(fc.nat(), { maxLength: 3 }),
+  }),
+  fc.record({
+    kind: fc.constant("binary" as const),
+    data: fc.uint8Array({ maxLength: 300 }),
+    cuts: fc.array(fc.nat(), { maxLength: 3 }),
+  }),
+  fc.record({ kind: fc.constant("ping" as const), data: fc.uint8Array({ maxLength: 125 }) }),
+);
+
+/** Encodes a message as frames cut at `cuts` (byte offsets, so UTF-8 may be split anywhere). */
+function encodeMessage(m: Message, mask: Uint8Array): Uint8Array {
+  if (m.kind === "ping") return frame(Opcode.PING, m.data, { mask });
+  const data = m.kind === "text" ? bytes(m.text) : m.data;
+  const points = [...new Set(m.cuts.map((c) => c % (data.length + 1)))].sort((a, b) => a - b);
+  const bounds = [0, ...points, data.length];
+  const frames: Uint8Array[] = [];
+  for (let i = 0; i + 1 < bounds.length; i++) {
+    const opcode = i === 0
+      ? (m.kind === "text" ? Opcode.TEXT : Opcode.BINARY)
+      : Opcode.CONTINUATION;
+    frames.push(
+      frame(opcode, data.subarray(bounds[i], bounds[i + 1]), {
+        fin: i + 2 === bounds.length,
+        mask,
+      }),
+    );
+  }
+  return concat(frames);
+}
+
+function expectedEvent(m: Message): CodecEvent {
+  if (m.kind === "text") return { type: "text", data: new TextDecoder().decode(bytes(m.text)) };
+  return { type: m.kind, data: m.data };
+}
+
+Deno.test("any sequence of valid messages, masked with any keys and cut anywhere, comes out intact (RFC 6455 §5.4)", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(messageArb, fc.uint8Array({ minLength: 4, maxLength: 4 })), {
+        maxLength: 6,
+      }),
+      fc.array(fc.nat(), { maxLength: 8 }),
+      (messages, cuts) => {
+        const input = concat(messages.map(([m, mask]) => encodeMessage(m, mask)));
+        const points = [...new Set(cuts.map((c) => c % (input.length + 1)))].sort((a, b) => a - b);
+        const bounds = [0, ...points, input.length];
+        const chunks = bounds.slice(1).map((end, i) => input.slice(bounds[i], end));
+        const run = runCodec(chunks, {});
+        assert.deepStrictEqual(run.events, messages.map(([m]) => expectedEvent(m)));
+        assert.equal(run.state, "open");
+        const pongs = messages.filter(([m]) => m.kind === "ping").map(([m]) =>
+          serverFrame(Opcode.PONG, (m as { data: Uint8Array }).data)
+        );
+        assert.deepStrictEqual(run.output, concat(pongs));
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("arbitrary bytes never make the codec throw; a failure is always a 1002/1007/1009 close (RFC 6455 §7.1.7)", () => {
+  const FAIL_CODES = [
+    CloseCode.PROTOCOL_ERROR,
+    CloseCode.INVALID_PAYLOAD_DATA,
+    CloseCode.MESSAGE_TOO_BIG,
+  ];
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 40 }),
+          // Plausible headers: any first byte, mask bit mostly set, any length form.
+          fc.tuple(
+            fc.nat({ max: 255 }),
+            fc.nat({ max: 255 }),
+            fc.uint8Array({ minLength: 12, maxLength: 12 }),
+          )
+            .map(([b0, b1, rest]) => concat([new Uint8Array([b0, b1 | 0x80]), rest])),
+        ),
+        { maxLength: 10 },
+      ),
+      (chunks) => {
+        const codec = new Codec({ maxMessageSize: 1000 });
+        for (const chunk of chunks) codec.receive(chunk);
+        const events = codec.takeEvents();
+        const fail = events.find((e) => e.type === "fail");
+        if (fail && fail.type === "fail") {
+          assert.ok(
+            FAIL_CODES.includes(fail.code as typeof FAIL_CODES[number]),
+            `code ${fail.code}`,
+          );
+          assert.equal(events.at(-1), fail);
+          assert.equal(codec.state, "closed");
+        }
+        codec.receiveEof();
+      },
+    ),
+    { numRuns: 2000 },
   );
 });
