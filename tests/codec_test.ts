@@ -223,9 +223,12 @@ Deno.test("64-bit length with the top bit set fails with 1002 (RFC 6455 §5.2)",
   assertFails(head, CloseCode.PROTOCOL_ERROR);
 });
 
-Deno.test("64-bit length above 2^53 - 1 fails with 1002 (RFC 6455 §5.2)", () => {
+Deno.test("64-bit length above 2^53 - 1 is legal but too big: fails with 1009 (RFC 6455 §5.2, §10.4)", () => {
+  // The top bit is clear, so the header is well-formed; the size is what cannot be handled.
   const head = new Uint8Array([0x82, 0xff, 0x00, 0x20, 0, 0, 0, 0, 0, 0, ...MASK]);
-  assertFails(head, CloseCode.PROTOCOL_ERROR);
+  assertFails(head, CloseCode.MESSAGE_TOO_BIG, { maxMessageSize: Number.MAX_SAFE_INTEGER });
+  const max = new Uint8Array([0x82, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, ...MASK]);
+  assertFails(max, CloseCode.MESSAGE_TOO_BIG, { maxMessageSize: Number.MAX_SAFE_INTEGER });
 });
 
 // --- RFC 6455 §5.4: fragmentation ---------------------------------------------------------

@@ -73,11 +73,13 @@ Deno.test("64-bit length is big-endian after 127 (RFC 6455 §5.2)", () => {
 Deno.test("64-bit length with the most significant bit set is an error (RFC 6455 §5.2)", () => {
   const result = parseWhole(new Uint8Array([0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 0]));
   assert.ok(result !== NEED_DATA && "error" in result);
+  assert.equal(result.tooLarge, false, "a malformed header, not a size problem");
 });
 
-Deno.test("64-bit length above 2^53 - 1 is an error", () => {
+Deno.test("64-bit length above 2^53 - 1 is an error marked too large (RFC 6455 §10.4)", () => {
   const result = parseWhole(new Uint8Array([0x82, 0x7f, 0, 0x20, 0, 0, 0, 0, 0, 0]));
   assert.ok(result !== NEED_DATA && "error" in result);
+  assert.equal(result.tooLarge, true);
 });
 
 Deno.test("RSV bits and opcode are reported as sent (RFC 6455 §5.2)", () => {
