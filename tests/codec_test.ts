@@ -804,3 +804,59 @@ Deno.test("arbitrary bytes never make the codec throw; a failure is always a 100
     { numRuns: 2000 },
   );
 });
+
+// --- An in-memory client and server talking to each other ---------------------------------
+
+/** Moves everything `from` wants to send into `to`, and returns the events `to` produced. */
+function deliver(from: Codec, to: Codec): CodecEvent[] {
+  for (const part of from.takeOutput()) to.receive(part.slice());
+  return to.takeEvents();
+}
+
+function pair(): { client: Codec; server: Codec } {
+  let n = 0;
+  const maskKey = () => new Uint8Array([n++, 0x5a, 0xa5, 0xff]);
+  return { client: new Codec({ role: "client", maskKey }), server: new Codec() };
+}
+
+Deno.test("client and server codecs exchange messages both ways (RFC 6455 §5.6)", () => {
+  const { client, server } = pair();
+  const big = new Uint8Array(70000).map((_, i) => i);
+  client.sendText("from client €");
+  client.sendBinary(big);
+  assert.deepStrictEqual(deliver(client, server), [
+    text("from client €"),
+    { type: "binary", data: big },
+  ]);
+  server.sendText("from server");
+  server.sendBinary(big);
+  assert.deepStrictEqual(deliver(server, client), [
+    text("from server"),
+    { type: "binary", data: big },
+  ]);
+});
+
+Deno.test("a ping from either side comes back as a pong with its data (RFC 6455 §5.5.2)", () => {
+  const { client, server } = pair();
+  client.sendPing(bytes("c"));
+  assert.deepStrictEqual(deliver(client, server), [{ type: "ping", data: bytes("c") }]);
+  assert.deepStrictEqual(deliver(server, client), [{ type: "pong", data: bytes("c") }]);
+  server.sendPing(bytes("s"));
+  assert.deepStrictEqual(deliver(server, client), [{ type: "ping", data: bytes("s") }]);
+  assert.deepStrictEqual(deliver(client, server), [{ type: "pong", data: bytes("s") }]);
+});
+
+for (const initiator of ["client", "server"] as const) {
+  Deno.test(`a closing handshake started by the ${initiator} leaves both closed (RFC 6455 §7.1.2)`, () => {
+    const codecs = pair();
+    const first = codecs[initiator];
+    const second = initiator === "client" ? codecs.server : codecs.client;
+    first.close(4001, "done");
+    assert.deepStrictEqual(deliver(first, second), [{ type: "close", code: 4001, reason: "done" }]);
+    assert.equal(second.state, "closed");
+    assert.equal(first.state, "closing");
+    assert.deepStrictEqual(deliver(second, first), [{ type: "close", code: 4001, reason: "" }]);
+    assert.equal(first.state, "closed");
+    assert.equal(first.closeExpected && second.closeExpected, true);
+  });
+}
