@@ -2,6 +2,7 @@
 // RFC 6455 §4.2.1 checks on an upgrade request, the accept value and the response bytes.
 
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import {
   acceptResponse,
   acceptValue,
@@ -337,4 +338,31 @@ Deno.test("the reader's output feeds validateUpgrade and acceptResponse end to e
   assert.ok("key" in result);
   const response = new TextDecoder().decode(acceptResponse(result.key, result.protocols[0]));
   assert.match(response, /\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=\r\n/);
+});
+
+Deno.test("arbitrary bytes never make RequestReader throw; it answers NEED_DATA, a head or 400/431", () => {
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 30 }),
+          fc.constantFrom(
+            ...["\r\n", "\n", ": ", " ", "GET / HTTP/1.1", "Host: h", "\r\n\r\n"].map(bytes),
+          ),
+        ),
+        { maxLength: 12 },
+      ),
+      (chunks) => {
+        const reader = new RequestReader({ maxHeadSize: 200, maxHeaders: 5 });
+        for (const chunk of chunks) {
+          const result = reader.receive(chunk);
+          if (result === NEED_DATA) continue;
+          if ("status" in result) assert.ok([400, 431].includes(result.status), `${result.status}`);
+          else validateUpgrade(result.request);
+          return;
+        }
+      },
+    ),
+    { numRuns: 2000 },
+  );
 });

@@ -1,6 +1,7 @@
 // Tests splitting the FIFO's byte stream into lines (lib/lines.ts).
 
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { type LineResult, LineSplitter } from "../lib/lines.ts";
 import { bytes, concat, feedAll, feedings } from "./support/feed.ts";
 
@@ -121,4 +122,28 @@ Deno.test("push() does not keep the caller's chunk", () => {
   splitter.push(chunk);
   chunk.fill(0x7a);
   assert.deepStrictEqual(splitter.push(bytes("!\n")), lines("held!"));
+});
+
+Deno.test("any lines cut at any points come out as written, empty ones skipped (property)", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.string({ unit: "binary", maxLength: 12 }).map((s) => s.replaceAll("\n", "")), {
+        maxLength: 8,
+      }),
+      fc.boolean(),
+      fc.array(fc.nat(), { maxLength: 6 }),
+      (texts, crlf, cuts) => {
+        const input = bytes(texts.map((t) => t + (crlf ? "\r\n" : "\n")).join(""));
+        const points = [...new Set(cuts.map((c) => c % (input.length + 1)))].sort((a, b) => a - b);
+        const bounds = [0, ...points, input.length];
+        const chunks = bounds.slice(1).map((end, i) => input.slice(bounds[i], end));
+        const expected = texts
+          .map((t) => new TextDecoder().decode(bytes(t)))
+          .map((t) => (!crlf && t.endsWith("\r") ? t.slice(0, -1) : t))
+          .filter((t) => t !== "");
+        assert.deepStrictEqual(run(chunks, 1000), { pushed: lines(...expected), ended: [] });
+      },
+    ),
+    { numRuns: 500 },
+  );
 });
