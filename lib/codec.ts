@@ -249,7 +249,9 @@ export class Codec {
       used = "error" in result ? 0 : result.headerLength - held;
     }
     if ("error" in result) {
-      this.fail(CloseCode.PROTOCOL_ERROR, result.error);
+      // RFC 6455 §10.4: a legal length beyond what we can handle is "too big" (1009).
+      const code = result.tooLarge ? CloseCode.MESSAGE_TOO_BIG : CloseCode.PROTOCOL_ERROR;
+      this.fail(code, result.error);
       return 0;
     }
     this.#startFrame(result);

@@ -52,6 +52,11 @@ export const NEED_DATA = Symbol("NEED_DATA");
 /** A header that cannot be represented: the error is the peer's. */
 export interface FrameHeaderError {
   readonly error: string;
+  /**
+   * True when the header is well-formed but announces more than 2^53 - 1 bytes: a size the
+   * receiver cannot handle (close with 1009), rather than a protocol error (1002).
+   */
+  readonly tooLarge: boolean;
 }
 
 /**
@@ -76,8 +81,10 @@ export function parseFrameHeader(
     const view = new DataView(bytes.buffer, bytes.byteOffset + pos, 8);
     const high = view.getUint32(0);
     // RFC 6455 §5.2: "the most significant bit MUST be 0".
-    if (high & 0x80000000) return { error: "64-bit payload length has its top bit set" };
-    if (high > 0x1fffff) return { error: "payload length exceeds 2^53 - 1 bytes" };
+    if (high & 0x80000000) {
+      return { error: "64-bit payload length has its top bit set", tooLarge: false };
+    }
+    if (high > 0x1fffff) return { error: "payload length exceeds 2^53 - 1 bytes", tooLarge: true };
     length = high * 2 ** 32 + view.getUint32(4);
     pos += 8;
   }

@@ -16,6 +16,7 @@ export class LineSplitter {
   #held: Uint8Array[] = [];
   #heldBytes = 0;
   #overflow = false;
+  #heldEndsInCr = false;
 
   constructor(maxLineBytes: number) {
     this.#max = maxLineBytes;
@@ -41,14 +42,17 @@ export class LineSplitter {
   }
 
   #hold(part: Uint8Array): void {
+    // An overflowing line is still counted (for its error) and its last byte remembered (a
+    // CR there belongs to the line end), but none of it is kept.
+    this.#heldBytes += part.length;
+    this.#heldEndsInCr = part[part.length - 1] === CR;
     if (this.#overflow) return;
-    if (this.#heldBytes + part.length > this.#max + 1) {
+    if (this.#heldBytes > this.#max + 1) {
       this.#overflow = true;
       this.#held = [];
     } else {
       this.#held.push(part.slice());
     }
-    this.#heldBytes += part.length;
   }
 
   #finish(tail: Uint8Array, out: LineResult[]): void {
@@ -64,10 +68,12 @@ export class LineSplitter {
       bytes.set(tail, at);
     }
     const overflow = this.#overflow;
+    const endsInCr = tail.length > 0 ? tail[tail.length - 1] === CR : this.#heldEndsInCr;
     this.#held = [];
     this.#heldBytes = 0;
     this.#overflow = false;
-    const length = bytes.length > 0 && bytes[bytes.length - 1] === CR ? total - 1 : total;
+    this.#heldEndsInCr = false;
+    const length = total > 0 && endsInCr ? total - 1 : total;
     if (overflow || length > this.#max) {
       out.push({ error: `line of ${length} bytes is over the limit of ${this.#max}; dropped` });
       return;

@@ -269,18 +269,24 @@ function resolveOption(
   return { value };
 }
 
-function describeBad(kind: Kind, raw: string): string {
+/** The value as typed, quoted, with control characters escaped so the error stays one line. */
+function quoted(raw: string): string {
+  return `'${JSON.stringify(raw).slice(1, -1)}'`;
+}
+
+function describeBad(kind: Kind, value: string): string {
+  const raw = quoted(value);
   switch (kind) {
     case "port":
-      return `'${raw}' is not a port number (0-65535)`;
+      return `${raw} is not a port number (0-65535)`;
     case "duration":
-      return `'${raw}' is not a duration (like 500ms, 10s or 2m)`;
+      return `${raw} is not a duration (like 500ms, 10s or 2m)`;
     case "size":
-      return `'${raw}' is not a size in bytes (like 65536, 64KiB or 16MiB)`;
+      return `${raw} is not a size in bytes (like 65536, 64KiB or 16MiB)`;
     case "level":
-      return `'${raw}' is not a log level (${LOG_LEVELS.join(", ")})`;
+      return `${raw} is not a log level (${LOG_LEVELS.join(", ")})`;
     default:
-      return `'${raw}' is not valid`;
+      return `${raw} is not valid`;
   }
 }
 

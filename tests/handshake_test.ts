@@ -1,0 +1,368 @@
+// Tests the opening handshake (lib/handshake.ts): the incremental request reader, the
+// RFC 6455 §4.2.1 checks on an upgrade request, the accept value and the response bytes.
+
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import {
+  acceptResponse,
+  acceptValue,
+  errorResponse,
+  type HandshakeError,
+  type HttpRequest,
+  NEED_DATA,
+  type RequestLimits,
+  RequestReader,
+  validateUpgrade,
+} from "../lib/handshake.ts";
+import { bytes, concat, feedAll } from "./support/feed.ts";
+
+type ReadResult = { request: HttpRequest; rest: Uint8Array } | { error: HandshakeError };
+
+/** Feeds chunks until the reader answers; the rest is its trailing view plus unread chunks. */
+function readChunks(chunks: Uint8Array[], limits: RequestLimits): ReadResult | "need data" {
+  const reader = new RequestReader(limits);
+  for (let i = 0; i < chunks.length; i++) {
+    const result = reader.receive(chunks[i]);
+    if (result === NEED_DATA) continue;
+    if ("status" in result) return { error: result };
+    return { request: result.request, rest: concat([result.trailing, ...chunks.slice(i + 1)]) };
+  }
+  return "need data";
+}
+
+const TRAILING = new Uint8Array([0x81, 0x85, 1, 2, 3, 4, 0, 0, 0, 0, 0]);
+
+/** Reads `head` in every feeding; with trailing data, a parsed head hands the bytes back. */
+function read(head: string | Uint8Array, limits: RequestLimits = {}): ReadResult | "need data" {
+  const input = typeof head === "string" ? bytes(head) : head;
+  return feedAll(input, (chunks) => readChunks(chunks, limits), {
+    trailing: TRAILING,
+    check(withTrailing, whole) {
+      if (whole !== "need data" && "request" in whole) {
+        assert.deepStrictEqual(withTrailing, { ...whole, rest: concat([whole.rest, TRAILING]) });
+      } else if (whole !== "need data") {
+        assert.deepStrictEqual(withTrailing, whole);
+      }
+    },
+  });
+}
+
+function readRequest(head: string, limits: RequestLimits = {}): HttpRequest {
+  const result = read(head, limits);
+  assert.ok(result !== "need data" && "request" in result, JSON.stringify(result));
+  assert.equal(result.rest.length, 0);
+  return result.request;
+}
+
+function readError(head: string | Uint8Array, limits: RequestLimits = {}): HandshakeError {
+  const result = read(head, limits);
+  assert.ok(
+    result !== "need data" && "error" in result,
+    `expected an error, got ${String(result)}`,
+  );
+  return result.error;
+}
+
+const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
+const UPGRADE = [
+  "GET /chat?room=1 HTTP/1.1",
+  "Host: server.example.com",
+  "Upgrade: websocket",
+  "Connection: Upgrade",
+  `Sec-WebSocket-Key: ${KEY}`,
+  "Origin: http://example.com",
+  "Sec-WebSocket-Protocol: chat, superchat",
+  "Sec-WebSocket-Version: 13",
+];
+
+function head(lines: string[], eol = "\r\n"): string {
+  return lines.join(eol) + eol + eol;
+}
+
+// --- RequestReader -------------------------------------------------------------------------
+
+Deno.test("RequestReader parses a request head in any pieces (RFC 9112 §2.1)", () => {
+  const req = readRequest(head(UPGRADE));
+  assert.equal(req.method, "GET");
+  assert.equal(req.target, "/chat?room=1");
+  assert.equal(req.version, "HTTP/1.1");
+  assert.equal(req.headers.get("host"), "server.example.com");
+  assert.equal(req.headers.get("sec-websocket-protocol"), "chat, superchat");
+  assert.equal(req.headers.size, 7);
+});
+
+Deno.test("RequestReader returns the bytes after the head as trailing data (RFC 6455 §4.2.2)", () => {
+  const frame = new Uint8Array([0x89, 0x80, 9, 9, 9, 9]);
+  const result = read(concat([bytes(head(UPGRADE)), frame]));
+  assert.ok(result !== "need data" && "request" in result);
+  assert.deepStrictEqual(result.rest, frame);
+});
+
+Deno.test("RequestReader parses a 16 KiB head fed one byte at a time", () => {
+  const filler = Array.from({ length: 80 }, (_, i) => `X-Filler-${i}: ${"v".repeat(180)}`);
+  const text = head([...UPGRADE, ...filler]);
+  assert.ok(text.length > 15000 && text.length < 16 * 1024);
+  const reader = new RequestReader();
+  const input = bytes(text);
+  for (let i = 0; i < input.length - 1; i++) {
+    assert.equal(reader.receive(input.subarray(i, i + 1)), NEED_DATA);
+  }
+  const last = reader.receive(input.subarray(input.length - 1));
+  assert.ok(last !== NEED_DATA && "request" in last, JSON.stringify(last));
+  assert.equal(last.request.headers.get("x-filler-79"), "v".repeat(180));
+});
+
+Deno.test("RequestReader accepts bare LF line endings (RFC 9112 §2.2)", () => {
+  const req = readRequest(head(UPGRADE, "\n"));
+  assert.equal(req.headers.get("upgrade"), "websocket");
+  assert.equal(req.headers.get("sec-websocket-version"), "13");
+});
+
+Deno.test("RequestReader joins repeated headers with a comma (RFC 9110 §5.3)", () => {
+  const req = readRequest(
+    head(["GET / HTTP/1.1", "Host: h", "Connection: keep-alive", "connection: Upgrade"]),
+  );
+  assert.equal(req.headers.get("connection"), "keep-alive, Upgrade");
+});
+
+Deno.test("RequestReader trims optional whitespace around header values (RFC 9110 §5.5)", () => {
+  const req = readRequest(head(["GET / HTTP/1.1", "Host:\t h \t", "Empty:"]));
+  assert.equal(req.headers.get("host"), "h");
+  assert.equal(req.headers.get("empty"), "");
+});
+
+Deno.test("RequestReader waits for the blank line (NEED_DATA)", () => {
+  assert.equal(read("GET / HTTP/1.1\r\nHost: h\r\n"), "need data");
+});
+
+Deno.test("head over maxHeadSize is answered with 431 (RFC 6585 §5)", () => {
+  const text = head(["GET / HTTP/1.1", "Host: h", `X-Big: ${"a".repeat(200)}`]);
+  assert.equal(readError(text, { maxHeadSize: 100 }).status, 431);
+  assert.equal(readRequest(text, { maxHeadSize: text.length }).headers.get("host"), "h");
+  assert.equal(readError(text, { maxHeadSize: text.length - 1 }).status, 431);
+});
+
+Deno.test("head over maxHeadSize with no end in sight is answered with 431 without waiting (RFC 6585 §5)", () => {
+  assert.equal(
+    readError(`GET / HTTP/1.1\r\nX: ${"a".repeat(300)}`, { maxHeadSize: 100 }).status,
+    431,
+  );
+});
+
+Deno.test("more than maxHeaders header lines are answered with 431 (RFC 6585 §5)", () => {
+  const lines = ["GET / HTTP/1.1", "A: 1", "B: 2", "C: 3"];
+  assert.equal(readRequest(head(lines), { maxHeaders: 3 }).headers.size, 3);
+  assert.equal(readError(head([...lines, "D: 4"]), { maxHeaders: 3 }).status, 431);
+});
+
+for (
+  const [name, line] of [
+    ["two parts", "GET /"],
+    ["four parts", "GET / HTTP/1.1 x"],
+    ["a double space", "GET  / HTTP/1.1"],
+    ["a method that is not a token", "G(T / HTTP/1.1"],
+    ["an unknown protocol", "GET / SPDY/3"],
+    ["HTTP/2 in the request line", "GET / HTTP/2.0"],
+    ["an empty line", ""],
+  ]
+) {
+  Deno.test(`malformed request line with ${name} is answered with 400 (RFC 9112 §3)`, () => {
+    assert.equal(readError(head([line, "Host: h"])).status, 400);
+  });
+}
+
+for (
+  const [name, line] of [
+    ["no colon", "Host h"],
+    ["an empty name", ": value"],
+    ["space before the colon", "Host : h"],
+    ["a name that is not a token", "Ho(st: h"],
+  ]
+) {
+  Deno.test(`malformed header line with ${name} is answered with 400 (RFC 9112 §5)`, () => {
+    assert.equal(readError(head(["GET / HTTP/1.1", line])).status, 400);
+  });
+}
+
+Deno.test("folded header line is answered with 400 (RFC 9112 §5.2)", () => {
+  assert.equal(readError(head(["GET / HTTP/1.1", "X-A: 1", " continued"])).status, 400);
+  assert.equal(readError(head(["GET / HTTP/1.1", "X-A: 1", "\tcontinued"])).status, 400);
+});
+
+Deno.test("RequestReader is finished once it has answered: more input is API misuse", () => {
+  const reader = new RequestReader();
+  reader.receive(bytes(head(UPGRADE)));
+  assert.throws(() => reader.receive(new Uint8Array(1)), Error);
+});
+
+// --- validateUpgrade (RFC 6455 §4.2.1) ----------------------------------------------------
+
+function upgrade(lines: string[]) {
+  return validateUpgrade(readRequest(head(lines)));
+}
+
+function without(name: string): string[] {
+  return UPGRADE.filter((l) => !l.toLowerCase().startsWith(name.toLowerCase() + ":"));
+}
+
+function replaced(name: string, value: string): string[] {
+  return [...without(name), `${name}: ${value}`];
+}
+
+function status(result: ReturnType<typeof validateUpgrade>): number {
+  return "status" in result ? result.status : 101;
+}
+
+Deno.test("a valid upgrade request yields its key and offered subprotocols (RFC 6455 §4.2.1)", () => {
+  assert.deepStrictEqual(upgrade(UPGRADE), { key: KEY, protocols: ["chat", "superchat"] });
+});
+
+Deno.test("Upgrade and Connection are token lists in any case (RFC 6455 §4.2.1)", () => {
+  const lines = [
+    ...without("upgrade").filter((l) => !l.startsWith("Connection")),
+    "upgrade: WebSocket",
+    "CONNECTION: keep-alive, Upgrade",
+  ];
+  assert.equal(status(upgrade(lines)), 101);
+  assert.equal(status(upgrade(replaced("Upgrade", "h2c, WEBSOCKET"))), 101);
+  assert.equal(status(upgrade(replaced("Connection", "keep-alive,upgrade"))), 101);
+});
+
+Deno.test("a method other than GET is answered with 400 (RFC 6455 §4.2.1 item 1)", () => {
+  const lines = ["POST /chat HTTP/1.1", ...UPGRADE.slice(1)];
+  assert.equal(status(upgrade(lines)), 400);
+});
+
+Deno.test("HTTP/1.0 is answered with 400 (RFC 6455 §4.2.1 item 1)", () => {
+  assert.equal(status(upgrade(["GET /chat HTTP/1.0", ...UPGRADE.slice(1)])), 400);
+});
+
+Deno.test("a missing Host header is answered with 400 (RFC 6455 §4.2.1 item 2)", () => {
+  assert.equal(status(upgrade(without("host"))), 400);
+});
+
+Deno.test("Upgrade not naming websocket is answered with 400 (RFC 6455 §4.2.1 item 3)", () => {
+  assert.equal(status(upgrade(replaced("Upgrade", "h2c"))), 400);
+  assert.equal(status(upgrade(without("upgrade"))), 400);
+});
+
+Deno.test("Connection without the upgrade token is answered with 400 (RFC 6455 §4.2.1 item 4)", () => {
+  assert.equal(status(upgrade(replaced("Connection", "keep-alive"))), 400);
+  assert.equal(status(upgrade(replaced("Connection", "upgraded"))), 400);
+});
+
+for (
+  const [name, key] of [
+    ["missing", null],
+    ["without padding", "dGhlIHNhbXBsZSBub25jZQ"],
+    ["15 bytes", "dGhlIHNhbXBsZSBub25j"],
+    ["17 bytes", "dGhlIHNhbXBsZSBub25jZQA="],
+    ["not base64", "dGhlIHNhbXBsZSBub25j!Q=="],
+  ] as const
+) {
+  Deno.test(`Sec-WebSocket-Key ${name} is answered with 400 (RFC 6455 §4.2.1 item 5)`, () => {
+    const lines = key === null ? without("sec-websocket-key") : replaced("Sec-WebSocket-Key", key);
+    assert.equal(status(upgrade(lines)), 400);
+  });
+}
+
+for (const version of ["8", "12", "14", "13, 8"]) {
+  Deno.test(`Sec-WebSocket-Version ${version} is answered with 426 listing 13 (RFC 6455 §4.2.2)`, () => {
+    const result = upgrade(replaced("Sec-WebSocket-Version", version));
+    assert.ok("status" in result);
+    assert.equal(result.status, 426);
+    assert.deepStrictEqual(result.headers, { "Sec-WebSocket-Version": "13" });
+  });
+}
+
+Deno.test("a missing Sec-WebSocket-Version is answered with 426 listing 13 (RFC 6455 §4.2.2)", () => {
+  const result = upgrade(without("sec-websocket-version"));
+  assert.ok("status" in result);
+  assert.equal(result.status, 426);
+  assert.deepStrictEqual(result.headers, { "Sec-WebSocket-Version": "13" });
+});
+
+Deno.test("a plain GET is answered with 426 and Upgrade: websocket (RFC 9110 §15.5.22)", () => {
+  const result = upgrade(["GET / HTTP/1.1", "Host: h", "Accept: text/html"]);
+  assert.ok("status" in result);
+  assert.equal(result.status, 426);
+  assert.deepStrictEqual(result.headers, { "Upgrade": "websocket" });
+});
+
+// --- Responses ----------------------------------------------------------------------------
+
+Deno.test("acceptValue matches the RFC 6455 §1.3 example", () => {
+  assert.equal(acceptValue("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+});
+
+Deno.test("acceptResponse is the exact 101 response (RFC 6455 §4.2.2)", () => {
+  assert.equal(
+    new TextDecoder().decode(acceptResponse(KEY)),
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+  );
+});
+
+Deno.test("acceptResponse names the chosen subprotocol (RFC 6455 §4.2.2 item 5.5)", () => {
+  assert.equal(
+    new TextDecoder().decode(acceptResponse(KEY, "chat")),
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n\r\n",
+  );
+});
+
+Deno.test("errorResponse is a complete HTTP response with its extra headers and a sized body", () => {
+  const text = new TextDecoder().decode(
+    errorResponse({
+      status: 426,
+      message: "Use 13 — please",
+      headers: { "Sec-WebSocket-Version": "13" },
+    }),
+  );
+  const body = "Use 13 — please\n";
+  assert.equal(
+    text,
+    "HTTP/1.1 426 Upgrade Required\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+      `Content-Length: ${bytes(body).length}\r\nConnection: close\r\n` +
+      "Sec-WebSocket-Version: 13\r\n\r\n" + body,
+  );
+});
+
+Deno.test("errorResponse gives 431 its reason phrase (RFC 6585 §5)", () => {
+  const text = new TextDecoder().decode(errorResponse({ status: 431, message: "too big" }));
+  assert.ok(text.startsWith("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+});
+
+Deno.test("the reader's output feeds validateUpgrade and acceptResponse end to end (RFC 6455 §4.2.2)", () => {
+  const result = upgrade(UPGRADE);
+  assert.ok("key" in result);
+  const response = new TextDecoder().decode(acceptResponse(result.key, result.protocols[0]));
+  assert.match(response, /\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=\r\n/);
+});
+
+Deno.test("arbitrary bytes never make RequestReader throw; it answers NEED_DATA, a head or 400/431", () => {
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 30 }),
+          fc.constantFrom(
+            ...["\r\n", "\n", ": ", " ", "GET / HTTP/1.1", "Host: h", "\r\n\r\n"].map(bytes),
+          ),
+        ),
+        { maxLength: 12 },
+      ),
+      (chunks) => {
+        const reader = new RequestReader({ maxHeadSize: 200, maxHeaders: 5 });
+        for (const chunk of chunks) {
+          const result = reader.receive(chunk);
+          if (result === NEED_DATA) continue;
+          if ("status" in result) assert.ok([400, 431].includes(result.status), `${result.status}`);
+          else validateUpgrade(result.request);
+          return;
+        }
+      },
+    ),
+    { numRuns: 2000 },
+  );
+});

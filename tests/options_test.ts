@@ -1,0 +1,236 @@
+// Tests the settings (lib/options.ts): defaults, command line over environment, errors, help.
+
+import assert from "node:assert/strict";
+import {
+  helpText,
+  OPTION_SPECS,
+  type Options,
+  parseCommandLine,
+  parseDuration,
+  parseSize,
+} from "../lib/options.ts";
+
+const NO_ENV = (_: string): string | undefined => undefined;
+
+function envOf(vars: Record<string, string>): (name: string) => string | undefined {
+  return (name) => vars[name];
+}
+
+function options(args: string[], env = NO_ENV): Options {
+  const result = parseCommandLine(args, env);
+  assert.equal(result.kind, "run", JSON.stringify(result));
+  return (result as { options: Options }).options;
+}
+
+function error(args: string[], env = NO_ENV): string {
+  const result = parseCommandLine(args, env);
+  assert.equal(result.kind, "error", JSON.stringify(result));
+  const message = (result as { message: string }).message;
+  assert.doesNotMatch(message, /[\n\r]/, "an error is one line");
+  assert.ok(message.length > 0 && message.length < 200, message);
+  return message;
+}
+
+const MiB = 1024 * 1024;
+
+Deno.test("defaults apply with no arguments and no environment", () => {
+  assert.deepStrictEqual(options([]), {
+    handlers: undefined,
+    host: "127.0.0.1",
+    port: 8080,
+    fifo: "./push.fifo",
+    tick: 200,
+    maxMessageSize: 16 * MiB,
+    maxQueue: 17 * MiB,
+    handshakeTimeout: 10_000,
+    upgradeTimeout: 5_000,
+    pingInterval: 30_000,
+    pongTimeout: 10_000,
+    closeTimeout: 5_000,
+    shutdownTimeout: 5_000,
+    logLevel: "info",
+    allowedOrigins: [],
+    subprotocols: [],
+    trustedProxies: [],
+  });
+});
+
+/** One CLI value and one (different) environment value per option, with the parsed result. */
+const SAMPLES: Record<string, { cli: string; cliValue: unknown; env: string; envValue: unknown }> =
+  {
+    host: { cli: "0.0.0.0", cliValue: "0.0.0.0", env: "::1", envValue: "::1" },
+    port: { cli: "0", cliValue: 0, env: "65535", envValue: 65535 },
+    fifo: { cli: "/run/a.fifo", cliValue: "/run/a.fifo", env: "b.fifo", envValue: "b.fifo" },
+    tick: { cli: "1s", cliValue: 1000, env: "50", envValue: 50 },
+    maxMessageSize: { cli: "64KiB", cliValue: 65536, env: "1M", envValue: MiB },
+    maxQueue: { cli: "100", cliValue: 100, env: "2MiB", envValue: 2 * MiB },
+    handshakeTimeout: { cli: "2s", cliValue: 2000, env: "1m", envValue: 60_000 },
+    upgradeTimeout: { cli: "250ms", cliValue: 250, env: "1.5s", envValue: 1500 },
+    pingInterval: { cli: "5s", cliValue: 5000, env: "2m", envValue: 120_000 },
+    pongTimeout: { cli: "3s", cliValue: 3000, env: "700ms", envValue: 700 },
+    closeTimeout: { cli: "1s", cliValue: 1000, env: "9s", envValue: 9000 },
+    shutdownTimeout: { cli: "8s", cliValue: 8000, env: "100", envValue: 100 },
+    logLevel: { cli: "debug", cliValue: "debug", env: "error", envValue: "error" },
+    allowedOrigins: {
+      cli: "https://a.example",
+      cliValue: ["https://a.example"],
+      env: "https://b, https://c",
+      envValue: ["https://b", "https://c"],
+    },
+    subprotocols: { cli: "chat", cliValue: ["chat"], env: "v2,v1", envValue: ["v2", "v1"] },
+    trustedProxies: {
+      cli: "10.0.0.1",
+      cliValue: ["10.0.0.1"],
+      env: "127.0.0.1",
+      envValue: ["127.0.0.1"],
+    },
+  };
+
+Deno.test("the samples cover every option", () => {
+  assert.deepStrictEqual(OPTION_SPECS.map((s) => s.key).sort(), Object.keys(SAMPLES).sort());
+});
+
+for (const spec of OPTION_SPECS) {
+  const sample = SAMPLES[spec.key];
+  Deno.test(`--${spec.flag} sets ${spec.key}`, () => {
+    assert.deepStrictEqual(options([`--${spec.flag}`, sample.cli])[spec.key], sample.cliValue);
+    assert.deepStrictEqual(options([`--${spec.flag}=${sample.cli}`])[spec.key], sample.cliValue);
+  });
+
+  Deno.test(`${spec.env} sets ${spec.key}`, () => {
+    assert.deepStrictEqual(
+      options([], envOf({ [spec.env]: sample.env }))[spec.key],
+      sample.envValue,
+    );
+  });
+
+  Deno.test(`--${spec.flag} wins over ${spec.env}`, () => {
+    const env = envOf({ [spec.env]: sample.env });
+    assert.deepStrictEqual(options([`--${spec.flag}`, sample.cli], env)[spec.key], sample.cliValue);
+  });
+}
+
+Deno.test("max-queue defaults to max-message-size + 1 MiB", () => {
+  assert.equal(options(["--max-message-size", "1MiB"]).maxQueue, 2 * MiB);
+  assert.equal(options([], envOf({ PUSH_MAX_MESSAGE_SIZE: "4k" })).maxQueue, 4096 + MiB);
+});
+
+Deno.test("list options repeat on the command line, in order", () => {
+  const o = options([
+    "--subprotocol",
+    "v2",
+    "--subprotocol",
+    "v1",
+    "--allowed-origin",
+    "https://a",
+    "--allowed-origin",
+    "https://b",
+  ]);
+  assert.deepStrictEqual(o.subprotocols, ["v2", "v1"]);
+  assert.deepStrictEqual(o.allowedOrigins, ["https://a", "https://b"]);
+});
+
+Deno.test("a list from the environment is comma-separated, trimmed, empty items dropped", () => {
+  assert.deepStrictEqual(options([], envOf({ PUSH_SUBPROTOCOLS: " a , ,b," })).subprotocols, [
+    "a",
+    "b",
+  ]);
+});
+
+Deno.test("one positional argument names the handlers file", () => {
+  assert.equal(options(["--port", "1", "h.ts"]).handlers, "h.ts");
+  assert.equal(options(["--", "--odd.ts"]).handlers, "--odd.ts");
+});
+
+Deno.test("more than one positional argument is an error", () => {
+  assert.match(error(["a.ts", "b.ts"]), /one handlers file/);
+});
+
+for (const bad of ["-1", "65536", "http", "80.5", "", " 80"]) {
+  Deno.test(`port '${bad}' is a one-line error naming the option`, () => {
+    assert.match(error([`--port=${bad}`]), /^--port: .*not a port/);
+    assert.match(error([], envOf({ PUSH_PORT: bad })), /^PUSH_PORT: .*not a port/);
+  });
+}
+
+for (const bad of ["0", "0ms", "10h", "-5s", "soon", "1e3"]) {
+  Deno.test(`duration '${bad}' is a one-line error naming the option`, () => {
+    assert.match(error([`--tick=${bad}`]), /^--tick: .*not a duration/);
+    assert.match(
+      error([], envOf({ PUSH_PONG_TIMEOUT: bad })),
+      /^PUSH_PONG_TIMEOUT: .*not a duration/,
+    );
+  });
+}
+
+for (const bad of ["0", "12TB", "big", "-1", "1.5MiB", "9999999999G"]) {
+  Deno.test(`size '${bad}' is a one-line error naming the option`, () => {
+    assert.match(error([`--max-message-size=${bad}`]), /^--max-message-size: .*not a size/);
+  });
+}
+
+Deno.test("an unknown log level is a one-line error listing the levels", () => {
+  assert.match(error(["--log-level", "trace"]), /error, warn, info, debug/);
+  assert.match(error([], envOf({ PUSH_LOG_LEVEL: "INFO" })), /^PUSH_LOG_LEVEL/);
+});
+
+Deno.test("an unknown option is a one-line error", () => {
+  assert.match(error(["--bogus"]), /unknown option --bogus/);
+  assert.match(error(["-x"]), /unknown option -x/);
+});
+
+Deno.test("an option without its value is a one-line error", () => {
+  assert.match(error(["--port"]), /--port/);
+});
+
+Deno.test("a bad value containing a newline still gives a one-line error", () => {
+  error(["--port", "80\n81"]);
+  error([], envOf({ PUSH_TICK: "1s\r\nX" }));
+  error(["--log-level", "info\n"]);
+});
+
+Deno.test("--help and -h ask for help; --version and -V for the version", () => {
+  assert.deepStrictEqual(parseCommandLine(["--help"], NO_ENV), { kind: "help" });
+  assert.deepStrictEqual(parseCommandLine(["-h", "--port", "x"], NO_ENV), { kind: "help" });
+  assert.deepStrictEqual(parseCommandLine(["--version"], NO_ENV), { kind: "version" });
+  assert.deepStrictEqual(parseCommandLine(["-V"], NO_ENV), { kind: "version" });
+});
+
+Deno.test("helpText lists every option, its environment variable and its default", () => {
+  const text = helpText("9.9.9");
+  assert.match(text, /9\.9\.9/);
+  for (const spec of OPTION_SPECS) {
+    assert.ok(text.includes(`--${spec.flag} `), `--${spec.flag} is listed`);
+    assert.ok(text.includes(spec.env), `${spec.env} is listed`);
+    if (spec.default) {
+      assert.ok(text.includes(`[default: ${spec.default}]`), `${spec.flag} default`);
+    }
+  }
+  assert.match(text, /--help/);
+  assert.match(text, /--version/);
+});
+
+Deno.test("every default in the option table parses", () => {
+  // The defaults go through the same parser as user input: a typo there would fail here.
+  assert.equal(parseCommandLine([], NO_ENV).kind, "run");
+  for (const spec of OPTION_SPECS) {
+    if (spec.kind === "duration") assert.ok(parseDuration(spec.default), spec.flag);
+    if (spec.kind === "size" && spec.default) assert.ok(parseSize(spec.default), spec.flag);
+  }
+});
+
+Deno.test("parseDuration and parseSize accept their documented forms", () => {
+  assert.equal(parseDuration("250ms"), 250);
+  assert.equal(parseDuration("10s"), 10_000);
+  assert.equal(parseDuration("2m"), 120_000);
+  assert.equal(parseDuration("75"), 75);
+  assert.equal(parseSize("65536"), 65536);
+  assert.equal(parseSize("64KiB"), 65536);
+  assert.equal(parseSize("64kb"), 65536);
+  assert.equal(parseSize("16MiB"), 16 * MiB);
+  assert.equal(parseSize("1G"), 1024 * MiB);
+});
+
+Deno.test("a value that looks like an option is a one-line error", () => {
+  assert.match(error(["--port", "-1"]), /--port/);
+});
