@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Codec, type CodecEvent, type CodecOptions, type CodecState } from "../lib/codec.ts";
 import { CloseCode } from "../lib/close_codes.ts";
-import { Opcode } from "../lib/frame.ts";
+import { MERGE_LIMIT, Opcode } from "../lib/frame.ts";
 import { assertSame, bytes, concat, feedAll, type TrailingCheck } from "./support/feed.ts";
 
 const MASK = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);
@@ -680,7 +680,7 @@ Deno.test("client codec without a mask key is API misuse and throws (RFC 6455 §
   assert.throws(() => new Codec({ role: "client" }), TypeError);
 });
 
-Deno.test("sendText does not keep the caller's bytes: sendBinary payload may be reused", () => {
+Deno.test("sendBinary copies a small payload: the caller may reuse its array at once", () => {
   const codec = new Codec();
   const data = new Uint8Array([1, 2, 3]);
   codec.sendBinary(data);
@@ -860,3 +860,10 @@ for (const initiator of ["client", "server"] as const) {
     assert.equal(first.closeExpected && second.closeExpected, true);
   });
 }
+
+Deno.test("sendBinary queues a payload over MERGE_LIMIT by reference, as documented", () => {
+  const codec = new Codec();
+  const data = new Uint8Array(MERGE_LIMIT + 1);
+  codec.sendBinary(data);
+  assert.equal(codec.takeOutput()[1], data);
+});
