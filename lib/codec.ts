@@ -151,7 +151,10 @@ export class Codec {
     this.#send(Opcode.TEXT, encoder.encode(text));
   }
 
-  /** Queues a binary message. */
+  /**
+   * Queues a binary message. A server codec queues a payload over MERGE_LIMIT by reference
+   * (header and payload go out as two writes), so leave it unchanged until it is sent.
+   */
   sendBinary(data: Uint8Array): void {
     this.#send(Opcode.BINARY, data);
   }

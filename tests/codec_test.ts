@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Codec, type CodecEvent, type CodecOptions, type CodecState } from "../lib/codec.ts";
 import { CloseCode } from "../lib/close_codes.ts";
-import { Opcode } from "../lib/frame.ts";
-import { bytes, concat, feedAll, type TrailingCheck } from "./support/feed.ts";
+import { MERGE_LIMIT, Opcode } from "../lib/frame.ts";
+import { assertSame, bytes, concat, feedAll, type TrailingCheck } from "./support/feed.ts";
 
 const MASK = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);
 
@@ -96,16 +96,16 @@ function trailingPing(role: "server" | "client"): TrailingCheck<Run> {
     trailing: frame(Opcode.PING, TRAILING_PING, role === "server" ? {} : { mask: null }),
     check(withTrailing, whole) {
       if (whole.state === "closed") {
-        assert.deepStrictEqual(withTrailing, whole, "input after the end is discarded");
+        assertSame(withTrailing, whole, "input after the end is discarded");
         return;
       }
-      assert.deepStrictEqual(withTrailing.events, [
+      assertSame(withTrailing.events, [
         ...whole.events,
         { type: "ping", data: bytes(TRAILING_PING) },
       ]);
       assert.equal(withTrailing.state, whole.state);
       if (whole.state === "open" && role === "server") {
-        assert.deepStrictEqual(
+        assertSame(
           withTrailing.output,
           concat([whole.output, serverFrame(Opcode.PONG, TRAILING_PING)]),
         );
@@ -142,7 +142,7 @@ function assertFails(input: Uint8Array, code: number, options: ServeOptions = {}
     ? serverFrame(Opcode.CLOSE, closeBody(code))
     : null;
   if (close && !options.before) {
-    assert.deepStrictEqual(run.output.subarray(run.output.length - close.length), close);
+    assertSame(run.output.subarray(run.output.length - close.length), close);
   }
   return run;
 }
@@ -155,7 +155,7 @@ function text(data: string): CodecEvent {
 
 Deno.test("masked client text frame is unmasked and delivered (RFC 6455 §5.3)", () => {
   const run = serve(frame(Opcode.TEXT, "Hello"));
-  assert.deepStrictEqual(run.events, [text("Hello")]);
+  assertSame(run.events, [text("Hello")]);
   assert.equal(run.output.length, 0);
   assert.equal(run.state, "open");
 });
@@ -198,7 +198,7 @@ for (const opcode of [3, 4, 5, 6, 7, 11, 12, 13, 14, 15]) {
 for (const n of [0, 1, 125]) {
   Deno.test(`${n}-byte payload uses the 7-bit length (RFC 6455 §5.2)`, () => {
     const data = "a".repeat(n);
-    assert.deepStrictEqual(serve(frame(Opcode.TEXT, data)).events, [text(data)]);
+    assertSame(serve(frame(Opcode.TEXT, data)).events, [text(data)]);
   });
 }
 
@@ -207,7 +207,7 @@ for (const n of [126, 1000, 65535]) {
     const data = new Uint8Array(n).map((_, i) => i * 7);
     const input = frame(Opcode.BINARY, data);
     assert.equal(input[1] & 0x7f, 126);
-    assert.deepStrictEqual(serve(input).events, [{ type: "binary", data }]);
+    assertSame(serve(input).events, [{ type: "binary", data }]);
   });
 }
 
@@ -215,7 +215,7 @@ Deno.test("65536-byte payload uses the 64-bit length (RFC 6455 §5.2)", () => {
   const data = new Uint8Array(65536).map((_, i) => i * 13);
   const input = frame(Opcode.BINARY, data);
   assert.equal(input[1] & 0x7f, 127);
-  assert.deepStrictEqual(serve(input).events, [{ type: "binary", data }]);
+  assertSame(serve(input).events, [{ type: "binary", data }]);
 });
 
 Deno.test("64-bit length with the top bit set fails with 1002 (RFC 6455 §5.2)", () => {
@@ -240,7 +240,7 @@ Deno.test("fragmented text message is joined at FIN (RFC 6455 §5.4)", () => {
     frame(Opcode.CONTINUATION, "", { fin: false }),
     frame(Opcode.CONTINUATION, "world"),
   ]);
-  assert.deepStrictEqual(serve(input).events, [text("Hello world")]);
+  assertSame(serve(input).events, [text("Hello world")]);
 });
 
 Deno.test("fragmented binary message is joined at FIN (RFC 6455 §5.4)", () => {
@@ -248,7 +248,7 @@ Deno.test("fragmented binary message is joined at FIN (RFC 6455 §5.4)", () => {
     frame(Opcode.BINARY, new Uint8Array([1, 2, 0xff]), { fin: false }),
     frame(Opcode.CONTINUATION, new Uint8Array([0xc0, 0x80])),
   ]);
-  assert.deepStrictEqual(serve(input).events, [
+  assertSame(serve(input).events, [
     { type: "binary", data: new Uint8Array([1, 2, 0xff, 0xc0, 0x80]) },
   ]);
 });
@@ -262,7 +262,7 @@ Deno.test("continuation after a finished message fails with 1002 (RFC 6455 §5.4
     concat([frame(Opcode.TEXT, "done"), frame(Opcode.CONTINUATION, "x")]),
     CloseCode.PROTOCOL_ERROR,
   );
-  assert.deepStrictEqual(run.events[0], text("done"));
+  assertSame(run.events[0], text("done"));
 });
 
 for (const opcode of [Opcode.TEXT, Opcode.BINARY]) {
@@ -283,8 +283,8 @@ Deno.test("ping between fragments is answered and the message stays intact (RFC 
     frame(Opcode.CONTINUATION, concat([euro.subarray(2), bytes("b")])),
   ]);
   const run = serve(input);
-  assert.deepStrictEqual(run.events, [{ type: "ping", data: bytes("mid") }, text("a€b")]);
-  assert.deepStrictEqual(run.output, serverFrame(Opcode.PONG, "mid"));
+  assertSame(run.events, [{ type: "ping", data: bytes("mid") }, text("a€b")]);
+  assertSame(run.output, serverFrame(Opcode.PONG, "mid"));
 });
 
 Deno.test("pong between fragments is accepted (RFC 6455 §5.4)", () => {
@@ -293,7 +293,7 @@ Deno.test("pong between fragments is accepted (RFC 6455 §5.4)", () => {
     frame(Opcode.PONG, "p"),
     frame(Opcode.CONTINUATION, "b"),
   ]);
-  assert.deepStrictEqual(serve(input).events, [
+  assertSame(serve(input).events, [
     { type: "pong", data: bytes("p") },
     { type: "binary", data: bytes("ab") },
   ]);
@@ -305,7 +305,7 @@ Deno.test("close between fragments closes the connection (RFC 6455 §5.4)", () =
     frame(Opcode.CLOSE, closeBody(CloseCode.GOING_AWAY)),
   ]);
   const run = serve(input);
-  assert.deepStrictEqual(run.events, [{ type: "close", code: CloseCode.GOING_AWAY, reason: "" }]);
+  assertSame(run.events, [{ type: "close", code: CloseCode.GOING_AWAY, reason: "" }]);
   assert.equal(run.state, "closed");
 });
 
@@ -326,19 +326,19 @@ for (const opcode of [Opcode.PING, Opcode.PONG, Opcode.CLOSE]) {
 Deno.test("ping is answered with a pong carrying identical data (RFC 6455 §5.5.2)", () => {
   const data = new Uint8Array(125).map((_, i) => 255 - i);
   const run = serve(frame(Opcode.PING, data));
-  assert.deepStrictEqual(run.events, [{ type: "ping", data }]);
-  assert.deepStrictEqual(run.output, serverFrame(Opcode.PONG, data));
+  assertSame(run.events, [{ type: "ping", data }]);
+  assertSame(run.output, serverFrame(Opcode.PONG, data));
   assert.equal(run.state, "open");
 });
 
 Deno.test("empty ping is answered with an empty pong (RFC 6455 §5.5.2)", () => {
   const run = serve(frame(Opcode.PING, ""));
-  assert.deepStrictEqual(run.output, new Uint8Array([0x8a, 0]));
+  assertSame(run.output, new Uint8Array([0x8a, 0]));
 });
 
 Deno.test("each of several pings gets its own pong, in order (RFC 6455 §5.5.2)", () => {
   const run = serve(concat([frame(Opcode.PING, "1"), frame(Opcode.PING, "2")]));
-  assert.deepStrictEqual(
+  assertSame(
     run.output,
     concat([serverFrame(Opcode.PONG, "1"), serverFrame(Opcode.PONG, "2")]),
   );
@@ -346,17 +346,17 @@ Deno.test("each of several pings gets its own pong, in order (RFC 6455 §5.5.2)"
 
 Deno.test("unsolicited pong is accepted without a reply (RFC 6455 §5.5.3)", () => {
   const run = serve(frame(Opcode.PONG, "hi"));
-  assert.deepStrictEqual(run.events, [{ type: "pong", data: bytes("hi") }]);
+  assertSame(run.events, [{ type: "pong", data: bytes("hi") }]);
   assert.equal(run.output.length, 0);
   assert.equal(run.state, "open");
 });
 
 Deno.test("close is echoed with the same code and the connection closes (RFC 6455 §5.5.1)", () => {
   const run = serve(frame(Opcode.CLOSE, closeBody(CloseCode.NORMAL_CLOSURE, "bye")));
-  assert.deepStrictEqual(run.events, [
+  assertSame(run.events, [
     { type: "close", code: CloseCode.NORMAL_CLOSURE, reason: "bye" },
   ]);
-  assert.deepStrictEqual(
+  assertSame(
     run.output,
     serverFrame(Opcode.CLOSE, closeBody(CloseCode.NORMAL_CLOSURE)),
   );
@@ -367,16 +367,16 @@ Deno.test("close is echoed with the same code and the connection closes (RFC 645
 
 Deno.test("close without a body reports 1005 and is echoed empty (RFC 6455 §5.5.1, §7.1.5)", () => {
   const run = serve(frame(Opcode.CLOSE, ""));
-  assert.deepStrictEqual(run.events, [
+  assertSame(run.events, [
     { type: "close", code: CloseCode.NO_STATUS_RECEIVED, reason: "" },
   ]);
-  assert.deepStrictEqual(run.output, serverFrame(Opcode.CLOSE, ""));
+  assertSame(run.output, serverFrame(Opcode.CLOSE, ""));
 });
 
 Deno.test("close reason of 123 bytes is accepted (RFC 6455 §5.5)", () => {
   const reason = "é".repeat(61) + "r";
   const run = serve(frame(Opcode.CLOSE, closeBody(3000, reason)));
-  assert.deepStrictEqual(run.events, [{ type: "close", code: 3000, reason }]);
+  assertSame(run.events, [{ type: "close", code: 3000, reason }]);
 });
 
 for (
@@ -384,7 +384,7 @@ for (
 ) {
   Deno.test(`close code ${code} is accepted (RFC 6455 §7.4)`, () => {
     const run = serve(frame(Opcode.CLOSE, closeBody(code)));
-    assert.deepStrictEqual(run.events, [{ type: "close", code, reason: "" }]);
+    assertSame(run.events, [{ type: "close", code, reason: "" }]);
   });
 }
 
@@ -416,7 +416,7 @@ Deno.test("text with multi-byte characters split across fragments is accepted (R
       frame(i === 0 ? Opcode.TEXT : Opcode.CONTINUATION, p, { fin: i === parts.length - 1 })
     ),
   );
-  assert.deepStrictEqual(serve(input).events, [text("κόσμε 😀 €")]);
+  assertSame(serve(input).events, [text("κόσμε 😀 €")]);
 });
 
 Deno.test("invalid UTF-8 in a text frame fails with 1007 (RFC 6455 §8.1)", () => {
@@ -460,12 +460,12 @@ Deno.test("text message ending inside a UTF-8 sequence fails with 1007 (RFC 6455
 });
 
 Deno.test("empty text message is delivered as an empty string (RFC 6455 §5.6)", () => {
-  assert.deepStrictEqual(serve(frame(Opcode.TEXT, "")).events, [text("")]);
+  assertSame(serve(frame(Opcode.TEXT, "")).events, [text("")]);
 });
 
 Deno.test("binary message is delivered without UTF-8 checks (RFC 6455 §5.6)", () => {
   const data = new Uint8Array([0xff, 0xfe, 0xed, 0xa0, 0x80, 0]);
-  assert.deepStrictEqual(serve(frame(Opcode.BINARY, data)).events, [{ type: "binary", data }]);
+  assertSame(serve(frame(Opcode.BINARY, data)).events, [{ type: "binary", data }]);
 });
 
 Deno.test("several messages in one chunk come out in order (RFC 6455 §5.6)", () => {
@@ -474,7 +474,7 @@ Deno.test("several messages in one chunk come out in order (RFC 6455 §5.6)", ()
     frame(Opcode.BINARY, "2"),
     frame(Opcode.TEXT, "3"),
   ]);
-  assert.deepStrictEqual(serve(input).events, [
+  assertSame(serve(input).events, [
     text("one"),
     { type: "binary", data: bytes("2") },
     text("3"),
@@ -492,7 +492,7 @@ Deno.test("message over maxMessageSize fails with 1009 from the header alone (RF
 Deno.test("message of exactly maxMessageSize is accepted (RFC 6455 §10.4)", () => {
   const data = new Uint8Array(1000).fill(7);
   const run = serve(frame(Opcode.BINARY, data), { maxMessageSize: 1000 });
-  assert.deepStrictEqual(run.events, [{ type: "binary", data }]);
+  assertSame(run.events, [{ type: "binary", data }]);
 });
 
 Deno.test("message size is counted across fragments: 1009 at the fragment's header (RFC 6455 §10.4)", () => {
@@ -516,7 +516,7 @@ Deno.test("control frames do not count toward the message size (RFC 6455 §5.4)"
     frame(Opcode.CONTINUATION, "b".repeat(50)),
   ]);
   const run = serve(input, { maxMessageSize: 100 });
-  assert.deepStrictEqual(run.events.at(-1), text("a".repeat(50) + "b".repeat(50)));
+  assertSame(run.events.at(-1), text("a".repeat(50) + "b".repeat(50)));
 });
 
 Deno.test("message in more than maxFragments frames fails with 1009 (RFC 6455 §10.4)", () => {
@@ -525,7 +525,7 @@ Deno.test("message in more than maxFragments frames fails with 1009 (RFC 6455 §
     frame(Opcode.CONTINUATION, "b", { fin: false }),
     frame(Opcode.CONTINUATION, "c"),
   ]);
-  assert.deepStrictEqual(serve(three, { maxFragments: 3 }).events, [text("abc")]);
+  assertSame(serve(three, { maxFragments: 3 }).events, [text("abc")]);
   const four = concat([
     frame(Opcode.TEXT, "a", { fin: false }),
     frame(Opcode.CONTINUATION, "b", { fin: false }),
@@ -537,7 +537,7 @@ Deno.test("message in more than maxFragments frames fails with 1009 (RFC 6455 §
 
 Deno.test("the fragment count starts over with each message (RFC 6455 §5.4)", () => {
   const two = concat([frame(Opcode.TEXT, "a", { fin: false }), frame(Opcode.CONTINUATION, "b")]);
-  assert.deepStrictEqual(serve(concat([two, two, two]), { maxFragments: 2 }).events, [
+  assertSame(serve(concat([two, two, two]), { maxFragments: 2 }).events, [
     text("ab"),
     text("ab"),
     text("ab"),
@@ -552,20 +552,20 @@ Deno.test("input after a failure is discarded (RFC 6455 §7.1.7)", () => {
   assert.equal(codec.takeEvents().length, 1);
   codec.takeOutput();
   codec.receive(concat([frame(Opcode.TEXT, "later"), frame(Opcode.PING, "")]));
-  assert.deepStrictEqual(codec.takeEvents(), []);
-  assert.deepStrictEqual(codec.takeOutput(), []);
+  assertSame(codec.takeEvents(), []);
+  assertSame(codec.takeOutput(), []);
 });
 
 Deno.test("TCP closing without a Close frame reports 1006 (RFC 6455 §7.1.5)", () => {
   const codec = new Codec();
   codec.receive(frame(Opcode.TEXT, "partial").subarray(0, 5));
   codec.receiveEof();
-  assert.deepStrictEqual(codec.takeEvents(), [
+  assertSame(codec.takeEvents(), [
     { type: "close", code: CloseCode.ABNORMAL_CLOSURE, reason: "" },
   ]);
   assert.equal(codec.state, "closed");
   assert.equal(codec.closeExpected, true);
-  assert.deepStrictEqual(codec.takeOutput(), []);
+  assertSame(codec.takeOutput(), []);
 });
 
 Deno.test("EOF after the closing handshake adds no event (RFC 6455 §7.1.5)", () => {
@@ -573,7 +573,7 @@ Deno.test("EOF after the closing handshake adds no event (RFC 6455 §7.1.5)", ()
   codec.receive(frame(Opcode.CLOSE, closeBody(1000)));
   codec.takeEvents();
   codec.receiveEof();
-  assert.deepStrictEqual(codec.takeEvents(), []);
+  assertSame(codec.takeEvents(), []);
 });
 
 Deno.test("server-initiated close, then the peer's close, ends closed without a second close frame (RFC 6455 §7.1.2)", () => {
@@ -582,11 +582,11 @@ Deno.test("server-initiated close, then the peer's close, ends closed without a 
     c.close(CloseCode.GOING_AWAY, "restart");
     assert.equal(c.state, "closing");
     assert.equal(c.closeExpected, false);
-    assert.deepStrictEqual(concat(c.takeOutput()), ours);
+    assertSame(concat(c.takeOutput()), ours);
   };
   const input = concat([frame(Opcode.TEXT, "late"), frame(Opcode.CLOSE, closeBody(1001))]);
   const run = serve(input, { before });
-  assert.deepStrictEqual(run.events, [
+  assertSame(run.events, [
     text("late"),
     { type: "close", code: CloseCode.GOING_AWAY, reason: "" },
   ]);
@@ -597,7 +597,7 @@ Deno.test("server-initiated close, then the peer's close, ends closed without a 
 
 Deno.test("while closing, a ping is reported but not answered (RFC 6455 §5.5.1)", () => {
   const run = serve(frame(Opcode.PING, "x"), { before: (c) => c.close() });
-  assert.deepStrictEqual(run.events, [{ type: "ping", data: bytes("x") }]);
+  assertSame(run.events, [{ type: "ping", data: bytes("x") }]);
   assert.equal(run.state, "closing");
   assert.equal(run.output.length, 0);
 });
@@ -641,7 +641,7 @@ Deno.test("server frames are unmasked with the shortest length (RFC 6455 §5.1, 
   codec.sendText("hi");
   codec.sendBinary(new Uint8Array(200));
   codec.sendBinary(new Uint8Array(70000));
-  assert.deepStrictEqual(
+  assertSame(
     concat(codec.takeOutput()),
     concat([
       serverFrame(Opcode.TEXT, "hi"),
@@ -657,7 +657,7 @@ Deno.test("client codec masks every frame with a fresh key (RFC 6455 §5.3)", ()
   const codec = new Codec({ role: "client", maskKey: () => keys[k++] });
   codec.sendText("Hello");
   codec.sendBinary(new Uint8Array(300).fill(0xaa));
-  assert.deepStrictEqual(
+  assertSame(
     concat(codec.takeOutput()),
     concat([
       frame(Opcode.TEXT, "Hello", { mask: keys[0] }),
@@ -672,20 +672,20 @@ Deno.test("client codec reads unmasked server frames and answers pings masked (R
     frame(Opcode.PING, "p", { mask: null }),
   ]);
   const run = serve(input, { role: "client", maskKey: () => MASK });
-  assert.deepStrictEqual(run.events, [text("srv"), { type: "ping", data: bytes("p") }]);
-  assert.deepStrictEqual(run.output, frame(Opcode.PONG, "p"));
+  assertSame(run.events, [text("srv"), { type: "ping", data: bytes("p") }]);
+  assertSame(run.output, frame(Opcode.PONG, "p"));
 });
 
 Deno.test("client codec without a mask key is API misuse and throws (RFC 6455 §5.3)", () => {
   assert.throws(() => new Codec({ role: "client" }), TypeError);
 });
 
-Deno.test("sendText does not keep the caller's bytes: sendBinary payload may be reused", () => {
+Deno.test("sendBinary copies a small payload: the caller may reuse its array at once", () => {
   const codec = new Codec();
   const data = new Uint8Array([1, 2, 3]);
   codec.sendBinary(data);
   data.fill(0);
-  assert.deepStrictEqual(
+  assertSame(
     concat(codec.takeOutput()),
     serverFrame(Opcode.BINARY, new Uint8Array([1, 2, 3])),
   );
@@ -752,12 +752,12 @@ Deno.test("any sequence of valid messages, masked with any keys and cut anywhere
         const bounds = [0, ...points, input.length];
         const chunks = bounds.slice(1).map((end, i) => input.slice(bounds[i], end));
         const run = runCodec(chunks, {});
-        assert.deepStrictEqual(run.events, messages.map(([m]) => expectedEvent(m)));
+        assertSame(run.events, messages.map(([m]) => expectedEvent(m)));
         assert.equal(run.state, "open");
         const pongs = messages.filter(([m]) => m.kind === "ping").map(([m]) =>
           serverFrame(Opcode.PONG, (m as { data: Uint8Array }).data)
         );
-        assert.deepStrictEqual(run.output, concat(pongs));
+        assertSame(run.output, concat(pongs));
       },
     ),
     { numRuns: 300 },
@@ -824,13 +824,13 @@ Deno.test("client and server codecs exchange messages both ways (RFC 6455 §5.6)
   const big = new Uint8Array(70000).map((_, i) => i);
   client.sendText("from client €");
   client.sendBinary(big);
-  assert.deepStrictEqual(deliver(client, server), [
+  assertSame(deliver(client, server), [
     text("from client €"),
     { type: "binary", data: big },
   ]);
   server.sendText("from server");
   server.sendBinary(big);
-  assert.deepStrictEqual(deliver(server, client), [
+  assertSame(deliver(server, client), [
     text("from server"),
     { type: "binary", data: big },
   ]);
@@ -839,11 +839,11 @@ Deno.test("client and server codecs exchange messages both ways (RFC 6455 §5.6)
 Deno.test("a ping from either side comes back as a pong with its data (RFC 6455 §5.5.2)", () => {
   const { client, server } = pair();
   client.sendPing(bytes("c"));
-  assert.deepStrictEqual(deliver(client, server), [{ type: "ping", data: bytes("c") }]);
-  assert.deepStrictEqual(deliver(server, client), [{ type: "pong", data: bytes("c") }]);
+  assertSame(deliver(client, server), [{ type: "ping", data: bytes("c") }]);
+  assertSame(deliver(server, client), [{ type: "pong", data: bytes("c") }]);
   server.sendPing(bytes("s"));
-  assert.deepStrictEqual(deliver(server, client), [{ type: "ping", data: bytes("s") }]);
-  assert.deepStrictEqual(deliver(client, server), [{ type: "pong", data: bytes("s") }]);
+  assertSame(deliver(server, client), [{ type: "ping", data: bytes("s") }]);
+  assertSame(deliver(client, server), [{ type: "pong", data: bytes("s") }]);
 });
 
 for (const initiator of ["client", "server"] as const) {
@@ -852,11 +852,18 @@ for (const initiator of ["client", "server"] as const) {
     const first = codecs[initiator];
     const second = initiator === "client" ? codecs.server : codecs.client;
     first.close(4001, "done");
-    assert.deepStrictEqual(deliver(first, second), [{ type: "close", code: 4001, reason: "done" }]);
+    assertSame(deliver(first, second), [{ type: "close", code: 4001, reason: "done" }]);
     assert.equal(second.state, "closed");
     assert.equal(first.state, "closing");
-    assert.deepStrictEqual(deliver(second, first), [{ type: "close", code: 4001, reason: "" }]);
+    assertSame(deliver(second, first), [{ type: "close", code: 4001, reason: "" }]);
     assert.equal(first.state, "closed");
     assert.equal(first.closeExpected && second.closeExpected, true);
   });
 }
+
+Deno.test("sendBinary queues a payload over MERGE_LIMIT by reference, as documented", () => {
+  const codec = new Codec();
+  const data = new Uint8Array(MERGE_LIMIT + 1);
+  codec.sendBinary(data);
+  assert.equal(codec.takeOutput()[1], data);
+});

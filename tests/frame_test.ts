@@ -13,7 +13,7 @@ import {
   Opcode,
   parseFrameHeader,
 } from "../lib/frame.ts";
-import { concat } from "./support/feed.ts";
+import { assertSame, concat } from "./support/feed.ts";
 
 const MASK = new Uint8Array([0xa1, 0x02, 0xff, 0x7c]);
 
@@ -24,7 +24,7 @@ function parseWhole(header: Uint8Array): ReturnType<typeof parseFrameHeader> {
   }
   const result = parseFrameHeader(header);
   // Trailing data (the payload) does not change the header.
-  assert.deepStrictEqual(parseFrameHeader(concat([header, new Uint8Array([1, 2, 3])])), result);
+  assertSame(parseFrameHeader(concat([header, new Uint8Array([1, 2, 3])])), result);
   return result;
 }
 
@@ -35,7 +35,7 @@ function header(result: ReturnType<typeof parseFrameHeader>): FrameHeader {
 
 Deno.test("7-bit length: 2-byte header, NEED_DATA at every prefix (RFC 6455 §5.2)", () => {
   const h = header(parseWhole(new Uint8Array([0x81, 0x05])));
-  assert.deepStrictEqual(h, {
+  assertSame(h, {
     fin: true,
     rsv: 0,
     opcode: Opcode.TEXT,
@@ -50,7 +50,7 @@ Deno.test("7-bit length 125 with a mask: 6-byte header (RFC 6455 §5.2)", () => 
   assert.equal(h.fin, false);
   assert.equal(h.opcode, Opcode.BINARY);
   assert.equal(h.payloadLength, 125);
-  assert.deepStrictEqual(h.mask, MASK);
+  assertSame(h.mask, MASK);
   assert.equal(h.headerLength, 6);
 });
 
@@ -111,7 +111,7 @@ const ALL_LENGTHS = [
 
 Deno.test("encodeFrameHeader uses the shortest length form (RFC 6455 §5.2)", () => {
   const sizes = ALL_LENGTHS.map((n) => encodeFrameHeader(Opcode.BINARY, n).length);
-  assert.deepStrictEqual(sizes, [2, 2, 2, 4, 4, 4, 10, 10, 10, 10]);
+  assertSame(sizes, [2, 2, 2, 4, 4, 4, 10, 10, 10, 10]);
 });
 
 Deno.test("encodeFrameHeader round-trips through parseFrameHeader (RFC 6455 §5.2)", () => {
@@ -121,7 +121,7 @@ Deno.test("encodeFrameHeader round-trips through parseFrameHeader (RFC 6455 §5.
         for (const opcode of [0, 1, 2, 8, 9, 10]) {
           const bytes = encodeFrameHeader(opcode, length, { fin, mask });
           const h = header(parseWhole(bytes));
-          assert.deepStrictEqual(h, {
+          assertSame(h, {
             fin,
             rsv: 0,
             opcode,
@@ -149,7 +149,7 @@ Deno.test("a parsed header re-encodes to the same bytes (RFC 6455 §5.2)", () =>
           fin: h.fin,
           mask: h.mask ?? undefined,
         });
-        assert.deepStrictEqual(again, bytes);
+        assertSame(again, bytes);
       },
     ),
   );
@@ -158,8 +158,8 @@ Deno.test("a parsed header re-encodes to the same bytes (RFC 6455 §5.2)", () =>
 Deno.test("encodeFrame merges small frames and returns [header, payload] for large ones", () => {
   const small = new Uint8Array([1, 2, 3]);
   const [one, ...none] = encodeFrame(Opcode.BINARY, small);
-  assert.deepStrictEqual(none, []);
-  assert.deepStrictEqual(one, new Uint8Array([0x82, 3, 1, 2, 3]));
+  assertSame(none, []);
+  assertSame(one, new Uint8Array([0x82, 3, 1, 2, 3]));
   const atLimit = new Uint8Array(MERGE_LIMIT);
   assert.equal(encodeFrame(Opcode.BINARY, atLimit).length, 1);
   const large = new Uint8Array(MERGE_LIMIT + 1);
@@ -183,7 +183,7 @@ Deno.test("encodeFrame output parses back to its opcode and payload (RFC 6455 §
         assert.equal(h.opcode, opcode);
         assert.equal(h.fin, fin);
         assert.equal(h.mask, null);
-        assert.deepStrictEqual(bytes.subarray(h.headerLength), payload);
+        assertSame(bytes.subarray(h.headerLength), payload);
       },
     ),
   );
@@ -206,7 +206,7 @@ Deno.test("applyMask matches a naive XOR on short inputs (byte path) at every ph
       const data = new Uint8Array(n).map((_, i) => i * 31 + 7);
       const expected = naiveMask(data, MASK, phase);
       applyMask(data, MASK, phase);
-      assert.deepStrictEqual(data, expected, `n=${n} phase=${phase}`);
+      assertSame(data, expected, `n=${n} phase=${phase}`);
     }
   }
 });
@@ -220,10 +220,10 @@ Deno.test("applyMask matches a naive XOR on long inputs (word path) at every off
         const view = copy.subarray(offset, offset + n);
         const expected = naiveMask(view, MASK, phase);
         applyMask(view, MASK, phase);
-        assert.deepStrictEqual(view, expected, `offset=${offset} n=${n} phase=${phase}`);
+        assertSame(view, expected, `offset=${offset} n=${n} phase=${phase}`);
         // Bytes outside the view are untouched.
-        assert.deepStrictEqual(copy.subarray(0, offset), backing.subarray(0, offset));
-        assert.deepStrictEqual(copy.subarray(offset + n), backing.subarray(offset + n));
+        assertSame(copy.subarray(0, offset), backing.subarray(0, offset));
+        assertSame(copy.subarray(offset + n), backing.subarray(offset + n));
       }
     }
   }
@@ -241,7 +241,7 @@ Deno.test("applyMask matches a naive XOR on random data, views and phases (RFC 6
         backing.set(data, offset);
         const view = backing.subarray(offset, offset + data.length);
         applyMask(view, mask, phase);
-        assert.deepStrictEqual(view, naiveMask(data, mask, phase));
+        assertSame(view, naiveMask(data, mask, phase));
         assert.ok(backing.subarray(0, offset).every((b) => b === 0));
         assert.ok(backing.subarray(offset + data.length).every((b) => b === 0));
       },
@@ -264,7 +264,7 @@ Deno.test("applyMask in pieces equals applyMask in one go when phase counts the 
         for (let i = 0; i + 1 < points.length; i++) {
           applyMask(pieces.subarray(points[i], points[i + 1]), mask, points[i]);
         }
-        assert.deepStrictEqual(pieces, whole);
+        assertSame(pieces, whole);
       },
     ),
   );
@@ -279,7 +279,7 @@ Deno.test("applyMask twice restores the data (RFC 6455 §5.3)", () => {
         const copy = data.slice();
         applyMask(copy, mask);
         applyMask(copy, mask);
-        assert.deepStrictEqual(copy, data);
+        assertSame(copy, data);
       },
     ),
   );

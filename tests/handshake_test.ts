@@ -112,6 +112,29 @@ Deno.test("RequestReader parses a 16 KiB head fed one byte at a time", () => {
   assert.equal(last.request.headers.get("x-filler-79"), "v".repeat(180));
 });
 
+Deno.test("RequestReader never rescans: bytes searched stay linear when fed one byte at a time", () => {
+  const filler = Array.from({ length: 60 }, (_, i) => `X-Filler-${i}: ${"v".repeat(100)}`);
+  const input = bytes(head([...UPGRADE, ...filler]));
+  // Count the bytes every Uint8Array.indexOf call walks over while the reader works.
+  const original = Uint8Array.prototype.indexOf;
+  let walked = 0;
+  Uint8Array.prototype.indexOf = function (this: Uint8Array, value: number, from = 0) {
+    const found = original.call(this, value, from);
+    walked += (found < 0 ? this.length : found + 1) - Math.max(0, from);
+    return found;
+  };
+  let result;
+  try {
+    const reader = new RequestReader();
+    for (let i = 0; i < input.length; i++) result = reader.receive(input.subarray(i, i + 1));
+  } finally {
+    Uint8Array.prototype.indexOf = original;
+  }
+  assert.ok(result !== undefined && result !== NEED_DATA && "request" in result);
+  // Each byte may be looked at a few times (the last 3 are kept for a split CRLF CRLF).
+  assert.ok(walked < 5 * input.length, `walked ${walked} bytes for a ${input.length}-byte head`);
+});
+
 Deno.test("RequestReader accepts bare LF line endings (RFC 9112 §2.2)", () => {
   const req = readRequest(head(UPGRADE, "\n"));
   assert.equal(req.headers.get("upgrade"), "websocket");
