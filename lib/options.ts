@@ -214,7 +214,8 @@ export function parseCommandLine(
   const out: Record<string, unknown> = { handlers: positionals[0] };
   for (const spec of OPTION_SPECS) {
     const fromCli = values[spec.flag] as string | string[] | undefined;
-    const result = resolveOption(spec, fromCli, env(spec.env));
+    // An empty variable (systemd's `Environment=PUSH_PORT=`) counts as unset.
+    const result = resolveOption(spec, { fromCli, fromEnv: env(spec.env) || undefined });
     if ("error" in result) return { kind: "error", message: result.error };
     out[spec.key] = result.value;
   }
@@ -245,8 +246,7 @@ function cleanParseError(e: unknown): string {
 
 function resolveOption(
   spec: Spec,
-  fromCli: string | string[] | undefined,
-  fromEnv: string | undefined,
+  { fromCli, fromEnv }: { fromCli: string | string[] | undefined; fromEnv: string | undefined },
 ): { value: unknown } | { error: string } {
   if (spec.kind === "list") {
     if (Array.isArray(fromCli)) return { value: fromCli };

@@ -402,7 +402,7 @@ export function parseCookies(header: string | undefined): Record<string, string>
     try {
       value = decodeURIComponent(value);
     } catch { /* keep it as sent */ }
-    if (!(name in out)) out[name] = value;
+    if (!Object.hasOwn(out, name)) out[name] = value;
   }
   return out;
 }

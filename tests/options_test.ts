@@ -149,7 +149,8 @@ Deno.test("more than one positional argument is an error", () => {
 for (const bad of ["-1", "65536", "http", "80.5", "", " 80"]) {
   Deno.test(`port '${bad}' is a one-line error naming the option`, () => {
     assert.match(error([`--port=${bad}`]), /^--port: .*not a port/);
-    assert.match(error([], envOf({ PUSH_PORT: bad })), /^PUSH_PORT: .*not a port/);
+    // An empty variable is unset, not a bad value (see the test below).
+    if (bad !== "") assert.match(error([], envOf({ PUSH_PORT: bad })), /^PUSH_PORT: .*not a port/);
   });
 }
 
@@ -233,4 +234,10 @@ Deno.test("parseDuration and parseSize accept their documented forms", () => {
 
 Deno.test("a value that looks like an option is a one-line error", () => {
   assert.match(error(["--port", "-1"]), /--port/);
+});
+
+Deno.test("an empty PUSH_* variable counts as unset (systemd Environment=NAME=)", () => {
+  const parsed = parseCommandLine([], (name) => name === "PUSH_PORT" ? "" : undefined);
+  assert.equal(parsed.kind, "run");
+  if (parsed.kind === "run") assert.equal(parsed.options.port, 8080);
 });
