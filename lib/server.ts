@@ -47,7 +47,8 @@ export class PushServer implements Server, ClientHost {
   #flushScheduled = false;
   #listener: Deno.TcpListener | null = null;
   #fifo: FifoReader | null = null;
-  #fifoDone: Promise<void> = Promise.resolve();
+  /** The FIFO batch being delivered, if any. */
+  #fifoBatchDone: Promise<void> = Promise.resolve();
   #timers: ReturnType<typeof setInterval>[] = [];
   #loopBusy = false;
   #stopping = false;
@@ -73,9 +74,9 @@ export class PushServer implements Server, ClientHost {
     this.#fifo = new FifoReader(o.fifo, {
       maxLineBytes: o.maxMessageSize,
       log: this.log,
-      onBatch: (lines) => this.#fifoBatch(lines),
+      onBatch: (lines) => this.#fifoBatchDone = this.#fifoBatch(lines),
     });
-    this.#fifoDone = this.#fifo.run();
+    this.#fifo.run();
     this.log.info(`listening on ${addr.hostname}:${addr.port}, reading FIFO ${o.fifo}`);
     if (this.#handlers.start) await this.#call("start", null, () => this.#handlers.start!(this));
     return addr;
@@ -114,10 +115,12 @@ export class PushServer implements Server, ClientHost {
       this.#listener?.close();
     } catch { /* already closed */ }
     this.#fifo?.stop();
-    // Lines already read are delivered before the clients are told to go.
-    await this.#fifoDone;
+    // Lines already read are delivered before the clients are told to go. Only the batch in
+    // flight is awaited: with no writer, the reader itself stays blocked in open(2) for good.
+    await this.#bounded("delivering FIFO lines", this.#fifoBatchDone);
     if (this.#handlers.shutdown) {
-      await this.#call("shutdown", null, () => this.#handlers.shutdown!(this));
+      const h = this.#handlers.shutdown;
+      await this.#bounded("handler shutdown", this.#call("shutdown", null, () => h(this)));
     }
     for (const t of this.#timers) clearInterval(t);
     for (const client of this.#open) client.close(CloseCode.GOING_AWAY, "server shutting down");
@@ -128,6 +131,20 @@ export class PushServer implements Server, ClientHost {
     }
     if (this.#clients.size > 0) {
       this.log.info(`${this.#clients.size} clients did not close in time; dropping them`);
+    }
+  }
+
+  /** Waits for `pending`, but no longer than --shutdown-timeout: shutdown always ends. */
+  async #bounded(what: string, pending: Promise<void> | undefined): Promise<void> {
+    if (!pending) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), this.options.shutdownTimeout);
+    });
+    const outcome = await Promise.race([pending, timeout]);
+    clearTimeout(timer);
+    if (outcome === "timeout") {
+      this.log.warn(`${what} took over ${this.options.shutdownTimeout} ms; shutting down anyway`);
     }
   }
 
