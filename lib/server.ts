@@ -63,11 +63,16 @@ export class PushServer implements Server, ClientHost {
     return this.#open;
   }
 
-  /** Listens, starts the FIFO reader and timers, then runs `start`. Returns the bound address. */
+  /**
+   * Listens, runs `start`, then accepts connections and reads the FIFO. Connections that arrive
+   * while an async `start` runs wait in the listen backlog. Returns the bound address.
+   */
   async start(): Promise<Deno.NetAddr> {
     const o = this.options;
     this.#listener = Deno.listen({ hostname: o.host, port: o.port });
     const addr = this.#listener.addr;
+    this.log.info(`listening on ${addr.hostname}:${addr.port}, reading FIFO ${o.fifo}`);
+    if (this.#handlers.start) await this.#call("start", null, () => this.#handlers.start!(this));
     this.#acceptLoop(this.#listener);
     this.#timers.push(setInterval(() => this.#housekeeping(), housekeepingPeriod(o)));
     if (this.#handlers.loop) this.#timers.push(setInterval(() => this.#loop(), o.tick));
@@ -77,8 +82,6 @@ export class PushServer implements Server, ClientHost {
       onBatch: (lines) => this.#fifoBatchDone = this.#fifoBatch(lines),
     });
     this.#fifo.run();
-    this.log.info(`listening on ${addr.hostname}:${addr.port}, reading FIFO ${o.fifo}`);
-    if (this.#handlers.start) await this.#call("start", null, () => this.#handlers.start!(this));
     return addr;
   }
 
