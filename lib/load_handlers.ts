@@ -51,9 +51,10 @@ export function checkExports(spec: string, module: Record<string, unknown>): Loa
   const handlers: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(module)) {
     if (!known.has(name)) {
+      const guess = suggestName(name);
+      const hint = guess ? `did you mean '${guess}'?` : `known: ${HANDLER_NAMES.join(", ")}`;
       warnings.push(
-        `handlers file ${spec}: export '${name}' is not a handler name and is ignored ` +
-          `(known: ${HANDLER_NAMES.join(", ")})`,
+        `handlers file ${spec}: export '${name}' is not a handler name and is ignored (${hint})`,
       );
       continue;
     }
@@ -72,4 +73,12 @@ function describe(value: unknown): string {
   if (Array.isArray(value)) return "an array";
   const type = typeof value;
   return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+/** The handler name a near miss was meant to be: `onText`, `ws_server_text`, `Text` → `text`. */
+export function suggestName(name: string): string | undefined {
+  const bare = name.toLowerCase().replace(/^(ws_server_|on_?|handle_?)/, "");
+  const renamed: Record<string, string> = { authenticate: "upgrade", started: "start" };
+  const guess = renamed[bare] ?? bare;
+  return (HANDLER_NAMES as readonly string[]).includes(guess) ? guess : undefined;
 }
