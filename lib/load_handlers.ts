@@ -14,17 +14,33 @@ export type LoadResult =
   | { readonly handlers: Handlers; readonly warnings: readonly string[] }
   | { readonly error: string };
 
-/** Loads `spec`: a built-in name, or a path relative to the working directory. */
+/** The project directory (where deno.json is); inside a compiled executable, its embedded copy. */
+const PROJECT_ROOT = new URL("../", import.meta.url);
+
+/**
+ * Loads `spec`: a built-in name, or a path relative to the working directory. A relative path
+ * that is not there is then looked up in the project directory, which is how an executable
+ * finds a handlers file embedded with `deno compile --include` (see README, "Single executable").
+ */
 export async function loadHandlers(spec: string): Promise<LoadResult> {
-  const url = BUILTIN_HANDLERS[spec] ?? fileUrl(spec);
-  if (url.protocol === "file:" && !BUILTIN_HANDLERS[spec]) {
-    try {
-      const info = await Deno.stat(url);
-      if (!info.isFile) return { error: `handlers file ${spec} is not a file` };
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return { error: `handlers file ${spec} not found` };
-      return { error: `handlers file ${spec}: ${errorMessage(e)}` };
+  let url = BUILTIN_HANDLERS[spec];
+  if (!url) {
+    const candidates = [fileUrl(spec)];
+    if (!spec.startsWith("/")) candidates.push(new URL(escapePath(spec), PROJECT_ROOT));
+    let problem = `handlers file ${spec} not found`;
+    for (const candidate of candidates) {
+      try {
+        const info = await Deno.stat(candidate);
+        if (!info.isFile) return { error: `handlers file ${spec} is not a file` };
+        url = candidate;
+        break;
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) {
+          problem = `handlers file ${spec}: ${errorMessage(e)}`;
+        }
+      }
     }
+    if (!url) return { error: problem };
   }
   let module: Record<string, unknown>;
   try {
@@ -37,7 +53,11 @@ export async function loadHandlers(spec: string): Promise<LoadResult> {
 
 function fileUrl(path: string): URL {
   const base = new URL(`file://${Deno.cwd().replace(/\/?$/, "/")}`);
-  return new URL(path.replaceAll("%", "%25").replaceAll("#", "%23").replaceAll("?", "%3F"), base);
+  return new URL(escapePath(path), base);
+}
+
+function escapePath(path: string): string {
+  return path.replaceAll("%", "%25").replaceAll("#", "%23").replaceAll("?", "%3F");
 }
 
 function firstLine(message: string): string {
