@@ -14,17 +14,33 @@ export type LoadResult =
   | { readonly handlers: Handlers; readonly warnings: readonly string[] }
   | { readonly error: string };
 
-/** Loads `spec`: a built-in name, or a path relative to the working directory. */
+/** The project directory (where deno.json is); inside a compiled executable, its embedded copy. */
+const PROJECT_ROOT = new URL("../", import.meta.url);
+
+/**
+ * Loads `spec`: a built-in name, or a path relative to the working directory. A relative path
+ * that is not there is then looked up in the project directory, which is how an executable
+ * finds a handlers file embedded with `deno compile --include` (see README, "Single executable").
+ */
 export async function loadHandlers(spec: string): Promise<LoadResult> {
-  const url = BUILTIN_HANDLERS[spec] ?? fileUrl(spec);
-  if (url.protocol === "file:" && !BUILTIN_HANDLERS[spec]) {
-    try {
-      const info = await Deno.stat(url);
-      if (!info.isFile) return { error: `handlers file ${spec} is not a file` };
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return { error: `handlers file ${spec} not found` };
-      return { error: `handlers file ${spec}: ${errorMessage(e)}` };
+  let url = BUILTIN_HANDLERS[spec];
+  if (!url) {
+    const candidates = [fileUrl(spec)];
+    if (!spec.startsWith("/")) candidates.push(new URL(escapePath(spec), PROJECT_ROOT));
+    let problem = `handlers file ${spec} not found`;
+    for (const candidate of candidates) {
+      try {
+        const info = await Deno.stat(candidate);
+        if (!info.isFile) return { error: `handlers file ${spec} is not a file` };
+        url = candidate;
+        break;
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) {
+          problem = `handlers file ${spec}: ${errorMessage(e)}`;
+        }
+      }
     }
+    if (!url) return { error: problem };
   }
   let module: Record<string, unknown>;
   try {
@@ -37,7 +53,11 @@ export async function loadHandlers(spec: string): Promise<LoadResult> {
 
 function fileUrl(path: string): URL {
   const base = new URL(`file://${Deno.cwd().replace(/\/?$/, "/")}`);
-  return new URL(path.replaceAll("%", "%25").replaceAll("#", "%23").replaceAll("?", "%3F"), base);
+  return new URL(escapePath(path), base);
+}
+
+function escapePath(path: string): string {
+  return path.replaceAll("%", "%25").replaceAll("#", "%23").replaceAll("?", "%3F");
 }
 
 function firstLine(message: string): string {
@@ -51,9 +71,10 @@ export function checkExports(spec: string, module: Record<string, unknown>): Loa
   const handlers: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(module)) {
     if (!known.has(name)) {
+      const guess = suggestName(name);
+      const hint = guess ? `did you mean '${guess}'?` : `known: ${HANDLER_NAMES.join(", ")}`;
       warnings.push(
-        `handlers file ${spec}: export '${name}' is not a handler name and is ignored ` +
-          `(known: ${HANDLER_NAMES.join(", ")})`,
+        `handlers file ${spec}: export '${name}' is not a handler name and is ignored (${hint})`,
       );
       continue;
     }
@@ -72,4 +93,12 @@ function describe(value: unknown): string {
   if (Array.isArray(value)) return "an array";
   const type = typeof value;
   return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+/** The handler name a near miss was meant to be: `onText`, `ws_server_text`, `Text` → `text`. */
+export function suggestName(name: string): string | undefined {
+  const bare = name.toLowerCase().replace(/^(ws_server_|on_?|handle_?)/, "");
+  const renamed: Record<string, string> = { authenticate: "upgrade", started: "start" };
+  const guess = renamed[bare] ?? bare;
+  return (HANDLER_NAMES as readonly string[]).includes(guess) ? guess : undefined;
 }

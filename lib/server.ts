@@ -61,11 +61,16 @@ export class PushServer implements Server, ClientHost {
     return this.#open;
   }
 
-  /** Listens, starts the FIFO reader and timers, then runs `start`. Returns the bound address. */
+  /**
+   * Listens, runs `start`, then accepts connections and reads the FIFO. Connections that arrive
+   * while an async `start` runs wait in the listen backlog. Returns the bound address.
+   */
   async start(): Promise<Deno.NetAddr> {
     const o = this.options;
     this.#listener = Deno.listen({ hostname: o.host, port: o.port });
     const addr = this.#listener.addr;
+    this.log.info(`listening on ${addr.hostname}:${addr.port}, reading FIFO ${o.fifo}`);
+    if (this.#handlers.start) await this.#call("start", null, () => this.#handlers.start!(this));
     this.#acceptLoop(this.#listener);
     this.#timers.push(setInterval(() => this.#housekeeping(), housekeepingPeriod(o)));
     if (this.#handlers.loop) this.#timers.push(setInterval(() => this.#loop(), o.tick));
@@ -75,8 +80,6 @@ export class PushServer implements Server, ClientHost {
       onBatch: (lines) => this.#fifoBatch(lines),
     });
     this.#fifo.run();
-    this.log.info(`listening on ${addr.hostname}:${addr.port}, reading FIFO ${o.fifo}`);
-    if (this.#handlers.start) await this.#call("start", null, () => this.#handlers.start!(this));
     return addr;
   }
 
@@ -112,10 +115,12 @@ export class PushServer implements Server, ClientHost {
     try {
       this.#listener?.close();
     } catch { /* already closed */ }
-    // Lines already read are delivered before the clients are told to go.
-    await this.#fifo?.stop();
+    // Lines already read are delivered before the clients are told to go. Only the batch in
+    // flight is awaited: with no writer, the reader itself stays blocked in open(2) for good.
+    await this.#bounded("delivering FIFO lines", this.#fifo?.stop());
     if (this.#handlers.shutdown) {
-      await this.#call("shutdown", null, () => this.#handlers.shutdown!(this));
+      const h = this.#handlers.shutdown;
+      await this.#bounded("handler shutdown", this.#call("shutdown", null, () => h(this)));
     }
     for (const t of this.#timers) clearInterval(t);
     for (const client of this.#open) client.close(CloseCode.GOING_AWAY, "server shutting down");
@@ -126,6 +131,20 @@ export class PushServer implements Server, ClientHost {
     }
     if (this.#clients.size > 0) {
       this.log.info(`${this.#clients.size} clients did not close in time; dropping them`);
+    }
+  }
+
+  /** Waits for `pending`, but no longer than --shutdown-timeout: shutdown always ends. */
+  async #bounded(what: string, pending: Promise<void> | undefined): Promise<void> {
+    if (!pending) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), this.options.shutdownTimeout);
+    });
+    const outcome = await Promise.race([pending, timeout]);
+    clearTimeout(timer);
+    if (outcome === "timeout") {
+      this.log.warn(`${what} took over ${this.options.shutdownTimeout} ms; shutting down anyway`);
     }
   }
 

@@ -1,0 +1,212 @@
+// Every handler event, through the real server process: each fires with the right arguments,
+// and events from one source (a connection, or the FIFO) reach the handlers in order.
+
+import assert from "node:assert/strict";
+import { type ServerProcess, startServer } from "./support/server_process.ts";
+import { closeWs, connectWs, rawHandshake } from "./fixtures/clients.ts";
+
+const FIXTURE = new URL("./fixtures/events_handlers.ts", import.meta.url).pathname;
+
+type Recorded = Record<string, unknown> & { ev: string };
+
+/** The events the fixture logged so far, in order. */
+function events(server: ServerProcess): Recorded[] {
+  return [...server.stderr().matchAll(/^info: fixture (.*)$/gm)].map((m) => JSON.parse(m[1]));
+}
+
+function eventsOf(server: ServerProcess, id: number): Recorded[] {
+  return events(server).filter((e) => e.id === id);
+}
+
+async function withServer(
+  args: string[],
+  body: (server: ServerProcess) => Promise<void>,
+): Promise<void> {
+  const server = await startServer({ args: [FIXTURE, ...args] });
+  try {
+    await body(server);
+  } finally {
+    await server.stop();
+  }
+}
+
+/** The id the server gave the most recent connection (from the fixture's `open` line). */
+function lastOpenId(server: ServerProcess): number {
+  const opens = events(server).filter((e) => e.ev === "open");
+  return opens[opens.length - 1].id as number;
+}
+
+Deno.test("upgrade sees method, path, query, headers, cookies, Origin, address and subprotocols", async () => {
+  await withServer([], async (server) => {
+    const client = await connectWs(server.port, "/room/7?user=ann&x=%C3%A9", {
+      protocols: ["chat.v1", "chat.v2"],
+      headers: {
+        Cookie: 'session=abc%20def; theme="dark"',
+        Origin: "https://app.example",
+        "X-Test": "yes",
+      },
+    });
+    assert.equal(client.ws.protocol, "chat.v2");
+    await server.waitForLog('"ev":"open"');
+    const upgrade = events(server).find((e) => e.ev === "upgrade")!;
+    assert.deepEqual(upgrade, {
+      ev: "upgrade",
+      method: "GET",
+      path: "/room/7",
+      query: { user: "ann", x: "é" },
+      cookies: { session: "abc def", theme: "dark" },
+      origin: "https://app.example",
+      remoteAddress: "127.0.0.1",
+      protocols: ["chat.v1", "chat.v2"],
+      started: true,
+      xTest: "yes",
+    });
+    await closeWs(client);
+  });
+});
+
+Deno.test("start runs once after listening; connections wait until its promise settles", async () => {
+  await withServer([], async (server) => {
+    const client = await connectWs(server.port);
+    await server.waitForLog('"ev":"open"');
+    const evs = events(server);
+    assert.deepEqual(evs[0], { ev: "start", connections: 0 });
+    assert.equal(evs.filter((e) => e.ev === "start").length, 1);
+    await closeWs(client);
+  });
+});
+
+Deno.test("open, text, binary, ping and close fire with their arguments, in order", async () => {
+  await withServer([], async (server) => {
+    const client = await connectWs(server.port, "/feed?user=bob", {
+      protocols: ["chat.v2"],
+      headers: { "X-Test": "1" },
+    });
+    await server.waitForLog('"ev":"open"');
+    const id = lastOpenId(server);
+    client.ws.send("hello");
+    assert.equal(await client.next(), "bob #1: hello");
+    client.ws.send(new Uint8Array([1, 2, 3]));
+    assert.deepEqual(await client.next(), new Uint8Array([3, 2, 1]));
+    // The automatic pong goes out before the ping handler runs (its message comes after).
+    const seen: string[] = [];
+    client.ws.on("pong", (data: Uint8Array) => seen.push(`pong ${new TextDecoder().decode(data)}`));
+    client.ws.ping("are you there");
+    seen.push(String(await client.next()));
+    assert.deepEqual(seen, ["pong are you there", "after ping"]);
+    client.ws.close(4001, "done here");
+    assert.equal((await client.closed).code, 4001);
+    await server.waitForLog('"ev":"close"');
+    assert.deepEqual(eventsOf(server, id), [
+      {
+        ev: "open",
+        id,
+        path: "/feed",
+        query: { user: "bob" },
+        protocol: "chat.v2",
+        data: { user: "bob", texts: 0 },
+        remoteAddress: "127.0.0.1",
+        xTest: "1",
+        connections: 1,
+      },
+      { ev: "text", id, text: "hello" },
+      { ev: "binary", id, bytes: [1, 2, 3] },
+      { ev: "ping", id, payload: "are you there" },
+      { ev: "close", id, code: 4001, reason: "done here", clean: true },
+    ]);
+  });
+});
+
+Deno.test("close reports clean: false and 1006 when the TCP connection just drops (RFC 6455 §7.1.5)", async () => {
+  await withServer([], async (server) => {
+    const raw = await rawHandshake(server.port);
+    assert.equal(raw.status, 101);
+    await server.waitForLog('"ev":"open"');
+    const id = lastOpenId(server);
+    raw.conn.close();
+    await server.waitForLog('"ev":"close"');
+    assert.deepEqual(eventsOf(server, id).at(-1), {
+      ev: "close",
+      id,
+      code: 1006,
+      reason: "",
+      clean: false,
+    });
+  });
+});
+
+Deno.test("a slow async handler holds back only its own connection; each stays in order", async () => {
+  await withServer([], async (server) => {
+    const a = await connectWs(server.port, "/?user=a");
+    const b = await connectWs(server.port, "/?user=b");
+    a.ws.send("slow:400");
+    a.ws.send("second");
+    await server.waitForLog('"text":"slow:400"');
+    b.ws.send("quick");
+    const arrivals: string[] = [];
+    await Promise.all([
+      (async () => {
+        for (let i = 0; i < 2; i++) arrivals.push(String(await a.next()));
+      })(),
+      (async () => {
+        arrivals.push(String(await b.next()));
+      })(),
+    ]);
+    assert.deepEqual(arrivals, ["b #1: quick", "a #1: slow:400", "a #2: second"]);
+    await server.waitForLog('"text":"second"');
+    const aTexts = events(server).filter((e) => e.ev === "text" && e.text !== "quick");
+    const quickAt = events(server).findIndex((e) => e.text === "quick");
+    const secondAt = events(server).findIndex((e) => e.text === "second");
+    assert.equal(aTexts.length, 2);
+    assert.ok(quickAt < secondAt, "b's event was not held back behind a's slow handler");
+    await closeWs(a);
+    await closeWs(b);
+  });
+});
+
+Deno.test("fifo gets every line in order, even when it is async; broadcast filters by connection", async () => {
+  await withServer([], async (server) => {
+    const a = await connectWs(server.port);
+    await server.waitForLog('"ev":"open"');
+    const aId = lastOpenId(server);
+    const b = await connectWs(server.port);
+    const lines = [];
+    for (let i = 0; i < 20; i++) {
+      lines.push(JSON.stringify({ msg: `all ${i}`, delay: i % 3 === 0 ? 30 : 0 }));
+      if (i % 5 === 0) lines.push(JSON.stringify({ to: aId, msg: `only a ${i}` }));
+    }
+    await server.writeFifo(lines.join("\n") + "\n");
+    const expectedA = [], expectedB = [];
+    for (let i = 0; i < 20; i++) {
+      expectedA.push(`all ${i}`);
+      expectedB.push(`all ${i}`);
+      if (i % 5 === 0) expectedA.push(`only a ${i}`);
+    }
+    const gotA = [], gotB = [];
+    for (let i = 0; i < expectedA.length; i++) gotA.push(await a.next());
+    for (let i = 0; i < expectedB.length; i++) gotB.push(await b.next());
+    assert.deepEqual(gotA, expectedA);
+    assert.deepEqual(gotB, expectedB);
+    await server.waitForLog('"line":"all 19"');
+    const fifoEvents = events(server).filter((e) => e.ev === "fifo");
+    assert.deepEqual(fifoEvents.map((e) => e.line), [...expectedA]);
+    assert.ok(fifoEvents.every((e) => e.connections === 2));
+    await closeWs(a);
+    await closeWs(b);
+  });
+});
+
+Deno.test("loop runs on every tick and shutdown runs on SIGTERM", async () => {
+  await withServer(["--tick", "30ms"], async (server) => {
+    const client = await connectWs(server.port);
+    await server.waitForLog('"tick":3');
+    const loops = events(server).filter((e) => e.ev === "loop");
+    assert.deepEqual(loops.map((e) => e.tick), [1, 2, 3]);
+    const status = await server.signal("SIGTERM");
+    assert.equal(status.code, 0);
+    assert.equal((await client.closed).code, 1001);
+    assert.deepEqual(events(server).filter((e) => e.ev === "shutdown"), [
+      { ev: "shutdown", connections: 1 },
+    ]);
+  });
+});

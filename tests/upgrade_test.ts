@@ -1,0 +1,173 @@
+// The upgrade decision, through the real server process, seen by a raw socket and by npm:ws:
+// the upgrade handler (refusal, subprotocol, data, timeout) and, without one, the
+// --allowed-origin, --subprotocol and --trusted-proxy options.
+
+import assert from "node:assert/strict";
+import { type ServerProcess, startServer } from "./support/server_process.ts";
+import {
+  closeWs,
+  connectWs,
+  HttpRefusal,
+  RawFrameReader,
+  rawHandshake,
+} from "./fixtures/clients.ts";
+
+const FIXTURE = new URL("./fixtures/upgrade_handlers.ts", import.meta.url).pathname;
+const FAILING = new URL("./fixtures/failing_handlers.ts", import.meta.url).pathname;
+const COOKIE = { Cookie: "session=s3cret" };
+
+async function withServer(args: string[], body: (s: ServerProcess) => Promise<void>) {
+  const server = await startServer({ args });
+  try {
+    await body(server);
+  } finally {
+    await server.stop();
+  }
+}
+
+function refusedWith(status: number) {
+  return (e: unknown) => {
+    assert.ok(e instanceof HttpRefusal, String(e));
+    assert.equal(e.status, status);
+    return true;
+  };
+}
+
+Deno.test("upgrade refuses with its status and body: 401 to a raw socket and to npm:ws", async () => {
+  await withServer([FIXTURE], async (server) => {
+    const raw = await rawHandshake(server.port, { path: "/?user=ann" });
+    assert.equal(raw.status, 401);
+    assert.equal(raw.body, "Log in first\n");
+    assert.equal(raw.headers.get("sec-websocket-accept"), undefined);
+    await assert.rejects(connectWs(server.port, "/?user=ann"), refusedWith(401));
+    const forbidden = await rawHandshake(server.port, { path: "/?forbid", headers: COOKIE });
+    assert.equal(forbidden.status, 403);
+  });
+});
+
+Deno.test("upgrade selects one of the offered subprotocols (RFC 6455 §4.2.2) and attaches data", async () => {
+  await withServer([FIXTURE], async (server) => {
+    const raw = await rawHandshake(server.port, {
+      path: "/?user=ann",
+      headers: { ...COOKIE, "Sec-WebSocket-Protocol": "push.v1, push.v2" },
+    });
+    assert.equal(raw.status, 101);
+    assert.equal(raw.headers.get("sec-websocket-protocol"), "push.v2");
+    const frame = await new RawFrameReader(raw).next();
+    assert.equal(new TextDecoder().decode(frame!.payload), "welcome ann (push.v2)");
+    raw.conn.close();
+
+    const ws = await connectWs(server.port, "/?user=bob", {
+      protocols: ["push.v1"],
+      headers: COOKIE,
+    });
+    assert.equal(ws.ws.protocol, "push.v1");
+    assert.equal(await ws.next(), "welcome bob (push.v1)");
+    await closeWs(ws);
+
+    // Offering nothing it knows: accepted without Sec-WebSocket-Protocol.
+    const none = await rawHandshake(server.port, {
+      path: "/?user=cy",
+      headers: { ...COOKIE, "Sec-WebSocket-Protocol": "other" },
+    });
+    assert.equal(none.status, 101);
+    assert.equal(none.headers.get("sec-websocket-protocol"), undefined);
+    none.conn.close();
+  });
+});
+
+Deno.test("an upgrade handler slower than --upgrade-timeout gets 503", async () => {
+  await withServer([FIXTURE, "--upgrade-timeout", "200ms"], async (server) => {
+    const started = performance.now();
+    const raw = await rawHandshake(server.port, { path: "/?stall", headers: COOKIE });
+    assert.equal(raw.status, 503);
+    assert.ok(performance.now() - started < 2500, "answered before the handler finished");
+    await server.waitForLog(/upgrade handler took over 200 ms \(connection \d+\); answered 503/);
+    await assert.rejects(
+      connectWs(server.port, "/?stall", { headers: COOKIE }),
+      refusedWith(503),
+    );
+  });
+});
+
+Deno.test("an upgrade handler that picks a subprotocol the client did not offer gets 500 (RFC 6455 §4.1)", async () => {
+  await withServer([FAILING], async (server) => {
+    const raw = await rawHandshake(server.port, {
+      path: "/?fail=unoffered-protocol",
+      headers: { "Sec-WebSocket-Protocol": "a" },
+    });
+    assert.equal(raw.status, 500);
+    await server.waitForLog("chose subprotocol not-offered, which the client did not offer");
+  });
+});
+
+Deno.test("--allowed-origin refuses other and missing Origins with 403", async () => {
+  const args = ["--allowed-origin", "https://app.example", "--allowed-origin", "https://b.example"];
+  await withServer(args, async (server) => {
+    for (const origin of ["https://app.example", "https://b.example"]) {
+      const ok = await rawHandshake(server.port, { headers: { Origin: origin } });
+      assert.equal(ok.status, 101, origin);
+      ok.conn.close();
+    }
+    const evil = await rawHandshake(server.port, { headers: { Origin: "https://evil.example" } });
+    assert.equal(evil.status, 403);
+    assert.match(evil.body, /Origin https:\/\/evil\.example is not allowed/);
+    assert.equal((await rawHandshake(server.port)).status, 403);
+    await assert.rejects(
+      connectWs(server.port, "/", { headers: { Origin: "https://evil.example" } }),
+      refusedWith(403),
+    );
+    const good = await connectWs(server.port, "/", { headers: { Origin: "https://app.example" } });
+    await closeWs(good);
+  });
+});
+
+Deno.test("--subprotocol picks the first of its list that the client offers", async () => {
+  await withServer(["--subprotocol", "push.v2", "--subprotocol", "push.v1"], async (server) => {
+    const raw = await rawHandshake(server.port, {
+      headers: { "Sec-WebSocket-Protocol": "push.v1, push.v2" },
+    });
+    assert.equal(raw.headers.get("sec-websocket-protocol"), "push.v2");
+    raw.conn.close();
+    const ws = await connectWs(server.port, "/", { protocols: ["x", "push.v1"] });
+    assert.equal(ws.ws.protocol, "push.v1");
+    await closeWs(ws);
+    // None in common: the 101 names no subprotocol, and a client that offered one (npm:ws,
+    // like browsers) then fails the connection itself.
+    const none = await rawHandshake(server.port, { headers: { "Sec-WebSocket-Protocol": "x" } });
+    assert.equal(none.status, 101);
+    assert.equal(none.headers.get("sec-websocket-protocol"), undefined);
+    none.conn.close();
+    await assert.rejects(
+      connectWs(server.port, "/", { protocols: ["x"] }),
+      /Server sent no subprotocol/,
+    );
+  });
+});
+
+Deno.test("--trusted-proxy takes the address from X-Real-IP or the last X-Forwarded-For entry", async () => {
+  const open = /connection (\d+) open from (\S+)/g;
+  const addresses = (server: ServerProcess) => [...server.stderr().matchAll(open)].map((m) => m[2]);
+  await withServer(["--trusted-proxy", "127.0.0.1"], async (server) => {
+    for (
+      const headers of [
+        { "X-Real-IP": "203.0.113.9", "X-Forwarded-For": "198.51.100.1" },
+        { "X-Forwarded-For": "10.0.0.1, 198.51.100.7" },
+        {},
+      ] as Record<string, string>[]
+    ) {
+      const raw = await rawHandshake(server.port, { headers });
+      assert.equal(raw.status, 101);
+      raw.conn.close();
+    }
+    await server.waitForLog(/(connection \d+ open[^\n]*\n[\s\S]*){3}/);
+    assert.deepEqual(addresses(server), ["203.0.113.9", "198.51.100.7", "127.0.0.1"]);
+  });
+  // Not a trusted proxy: the headers are ignored.
+  await withServer(["--trusted-proxy", "192.0.2.1"], async (server) => {
+    const raw = await rawHandshake(server.port, { headers: { "X-Real-IP": "203.0.113.9" } });
+    raw.conn.close();
+    await server.waitForLog(/connection \d+ open/);
+    assert.deepEqual(addresses(server), ["127.0.0.1"]);
+  });
+});
