@@ -42,13 +42,19 @@ for (
   });
 }
 
-Deno.test("an unknown export is a warning naming it and the known names", () => {
+Deno.test("an unknown export is a warning naming it and the handler it resembles", () => {
   const result = checkExports("typo.ts", { onText: () => {}, text: () => {} });
   assert.ok("handlers" in result);
   assert.deepStrictEqual(Object.keys(result.handlers), ["text"]);
   assert.equal(result.warnings.length, 1);
   assert.match(result.warnings[0], /typo\.ts/);
-  assert.match(result.warnings[0], /'onText'/);
+  assert.match(result.warnings[0], /'onText'.*did you mean 'text'/);
+});
+
+Deno.test("an unknown export like no handler lists the known names", () => {
+  const result = checkExports("odd.ts", { frobnicate: () => {} });
+  assert.ok("handlers" in result);
+  assert.equal(result.warnings.length, 1);
   for (const name of HANDLER_NAMES) assert.ok(result.warnings[0].includes(name), name);
 });
 
