@@ -13,6 +13,10 @@ export interface ServerProcess {
   stderr(): string;
   /** Resolves once stderr contains `text` (or rejects after `timeoutMs`). */
   waitForLog(text: string | RegExp, timeoutMs?: number): Promise<void>;
+  /** Resolves once stderr has `count` matches of `pattern` (or rejects after `timeoutMs`). */
+  waitForCount(pattern: RegExp, count: number, timeoutMs?: number): Promise<void>;
+  /** How many times stderr matches `pattern` so far. */
+  countLog(pattern: RegExp): number;
   /** Writes `data` to the FIFO from another process (as a web application would). */
   writeFifo(data: string | Uint8Array): Promise<void>;
   /** Sends a signal and waits for the exit status. */
@@ -74,10 +78,14 @@ export async function startServer(options: StartOptions = {}): Promise<ServerPro
     for (const w of waiters) w();
   });
 
-  const waitForLog = (pattern: string | RegExp, timeoutMs = 10_000) =>
+  const countLog = (pattern: RegExp) =>
+    [...text.matchAll(new RegExp(pattern.source, pattern.flags.replace("g", "") + "g"))].length;
+  const waitUntil = (
+    matches: () => boolean,
+    pattern: string | RegExp,
+    timeoutMs: number,
+  ) =>
     new Promise<void>((resolve, reject) => {
-      const matches = () =>
-        typeof pattern === "string" ? text.includes(pattern) : pattern.test(text);
       const timer = setTimeout(() => {
         waiters.delete(check);
         reject(new Error(`server did not log ${pattern} within ${timeoutMs} ms; log:\n${text}`));
@@ -96,6 +104,12 @@ export async function startServer(options: StartOptions = {}): Promise<ServerPro
       waiters.add(check);
       check();
     });
+  const waitForLog = (pattern: string | RegExp, timeoutMs = 10_000) =>
+    waitUntil(
+      () => typeof pattern === "string" ? text.includes(pattern) : pattern.test(text),
+      pattern,
+      timeoutMs,
+    );
 
   try {
     await waitForLog(/listening on [^\s]+:\d+/);
@@ -117,6 +131,9 @@ export async function startServer(options: StartOptions = {}): Promise<ServerPro
     process,
     stderr: () => text,
     waitForLog,
+    waitForCount: (pattern, count, timeoutMs = 10_000) =>
+      waitUntil(() => countLog(pattern) >= count, `${count} × ${pattern}`, timeoutMs),
+    countLog,
     writeFifo: (data) => writeFifo(fifo, data),
     async signal(signal) {
       process.kill(signal);
