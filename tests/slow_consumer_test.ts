@@ -1,0 +1,69 @@
+// A client that stops reading while the FIFO pushes a lot is closed as a slow consumer once
+// its queue passes --max-queue; the server's memory stays bounded and other clients get all.
+
+import assert from "node:assert/strict";
+import { RawClient } from "./support/raw_client.ts";
+import { startServer } from "./support/server_process.ts";
+
+const LINE_BYTES = 4000;
+const LINES = 16_000; // 64 MB in all
+const MAX_QUEUE = "1MiB";
+/** Growth of the server's resident memory allowed over its idle size while pushing. */
+const RSS_GROWTH_BOUND_MB = 48;
+
+function rssMb(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]);
+  return kb / 1024;
+}
+
+Deno.test("a client that stops reading is closed as a slow consumer; memory stays bounded", async () => {
+  const server = await startServer({ args: ["--max-queue", MAX_QUEUE], logLevel: "debug" });
+  const slow = await RawClient.open(server.port);
+  const normal = await RawClient.open(server.port);
+  let sampling = true;
+  try {
+    await server.waitForCount(/connection \d+ open from/, 2);
+    const pid = server.process.pid;
+    const idle = rssMb(pid);
+    let peak = idle;
+    const sampler = (async () => {
+      while (sampling) {
+        peak = Math.max(peak, rssMb(pid));
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    })();
+
+    const lines = Array.from({ length: LINES }, (_, i) => {
+      const head = `${i} `;
+      return head + "z".repeat(LINE_BYTES - head.length);
+    });
+    // The slow client never reads; the normal one reads everything as it comes.
+    const writing = server.writeFifo(lines.join("\n") + "\n");
+    for (let i = 0; i < LINES; i++) {
+      const frame = await normal.readFrame(20_000);
+      const text = new TextDecoder().decode(frame.payload);
+      if (!text.startsWith(`${i} `)) {
+        assert.fail(`normal client: message ${i} is ${text.slice(0, 20)}`);
+      }
+    }
+    await writing;
+    await server.waitForLog(/closed as a slow consumer/);
+    sampling = false;
+    await sampler;
+
+    assert.equal(server.countLog(/closed as a slow consumer/), 1, "only the slow client");
+    assert.ok(
+      peak - idle < RSS_GROWTH_BOUND_MB,
+      `server RSS grew from ${idle.toFixed(0)} MB to ${peak.toFixed(0)} MB while pushing 64 MB`,
+    );
+    // The slow client's connection ends (after the bytes the kernel had already taken).
+    assert.equal(await slow.closedWithin(10_000), true, "the slow client is disconnected");
+    await server.waitForLog(/closed: 1008 slow consumer/);
+  } finally {
+    sampling = false;
+    slow.close();
+    normal.close();
+    await server.stop();
+  }
+});
