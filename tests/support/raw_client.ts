@@ -137,6 +137,7 @@ export class RawClient {
   #buf = new Uint8Array(0);
   #eof = false;
   #closed = false;
+  #roundTrips = 0;
   #pending: Promise<Uint8Array | null> | null = null;
 
   private constructor(conn: Deno.TcpConn) {
@@ -173,6 +174,16 @@ export class RawClient {
   /** Sends one frame built by `clientFrame`. */
   sendFrame(spec: FrameSpec): Promise<void> {
     return this.write(clientFrame(spec));
+  }
+
+  /** Sends a ping and reads up to its pong: the server has processed everything sent before. */
+  async roundTrip(timeoutMs = 5000): Promise<void> {
+    const payload = `rt${++this.#roundTrips}`;
+    await this.sendFrame({ opcode: 0x9, payload });
+    for (;;) {
+      const frame = await this.readFrame(timeoutMs);
+      if (frame.opcode === 0xa && decoder.decode(frame.payload) === payload) return;
+    }
   }
 
   /** Reads more bytes into the buffer; false at EOF (or reset). A read that times out is
