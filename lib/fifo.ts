@@ -72,6 +72,8 @@ export class FifoReader {
   readonly #splitter: LineSplitter;
   #file: Deno.FsFile | null = null;
   #stopped = false;
+  /** Resolves on `stop()`, so waits that cannot be cancelled (opening the FIFO) are abandoned. */
+  readonly #stopSignal = Promise.withResolvers<null>();
 
   constructor(path: string, options: FifoReaderOptions) {
     this.#path = path;
@@ -106,22 +108,30 @@ export class FifoReader {
   /** Stops reading; lines not yet read stay in the pipe. */
   stop(): void {
     this.#stopped = true;
+    this.#stopSignal.resolve(null);
     if (this.#file) this.#close(this.#file);
   }
 
   async #open(): Promise<Deno.FsFile | null> {
+    // Blocks (in Deno's thread pool, not the event loop) until a writer opens the FIFO, which
+    // may be never: `stop()` must not wait for it, or shutdown hangs until a writer comes.
+    const opening = Deno.open(this.#path, { read: true });
     try {
-      // Blocks (in Deno's thread pool, not the event loop) until a writer opens the FIFO.
-      const file = await Deno.open(this.#path, { read: true });
-      if (this.#stopped) {
-        file.close();
+      const file = await Promise.race([opening, this.#stopSignal.promise]);
+      if (file === null || this.#stopped) {
+        opening.then((f) => f.close(), () => {});
         return null;
       }
       this.#file = file;
       return file;
     } catch (e) {
       this.#options.log.error(`cannot open FIFO ${this.#path}: ${errorMessage(e)}; retrying`);
-      await new Promise((resolve) => setTimeout(resolve, REOPEN_BACKOFF_MS));
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        new Promise((resolve) => timer = setTimeout(resolve, REOPEN_BACKOFF_MS)),
+        this.#stopSignal.promise,
+      ]);
+      clearTimeout(timer);
       return null;
     }
   }
