@@ -84,11 +84,14 @@ Deno.test("a line over --max-message-size is dropped with one log line; later li
     const [client] = await openClients(server, 1);
     try {
       const exact = "e".repeat(100);
-      await server.writeFifo(`before\n${"x".repeat(5000)}\n${exact}\nafter\n`);
+      // One oversize line within a single read, one spanning several 64 KiB reads.
+      await server.writeFifo(
+        `before\n${"x".repeat(5000)}\n${exact}\n${"y".repeat(300_000)}\nafter\n`,
+      );
       assert.equal(await nextText(client), "before");
       assert.equal(await nextText(client), exact);
       assert.equal(await nextText(client), "after");
-      assert.equal(server.countLog(/over the limit/), 1, server.stderr());
+      assert.equal(server.countLog(/over the limit/), 2, server.stderr());
     } finally {
       client.close();
     }

@@ -150,6 +150,14 @@ for (const code of [1000, 3000, 4999]) {
     }));
 }
 
+Deno.test("npm:ws: a message over --max-message-size gets 1009 (RFC 6455 §7.4.1, §10.4)", () =>
+  withEcho(async (server) => {
+    const ws = await Ws.open(server.port);
+    ws.socket.send(new Uint8Array(16 * 1024 * 1024 + 1));
+    const closed = await withTimeout(ws.closed, "close");
+    assert.equal(closed.code, 1009);
+  }));
+
 /** A Deno built-in WebSocket with its messages queued. */
 async function denoSocket(port: number) {
   const socket = new WebSocket(`ws://127.0.0.1:${port}/`);
