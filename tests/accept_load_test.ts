@@ -90,3 +90,20 @@ Deno.test(`${HELD_OPEN} half-open handshakes held open do not block a new client
     await server.stop();
   }
 });
+
+Deno.test("running out of file descriptors (EMFILE) pauses accepting, then the server recovers", async () => {
+  const server = await startServer({ logLevel: "info", maxOpenFiles: 48 });
+  const held: Deno.TcpConn[] = [];
+  try {
+    // More connections than the server has descriptors left: the kernel's backlog holds the rest.
+    for (let i = 0; i < 100; i++) {
+      held.push(await Deno.connect({ hostname: "127.0.0.1", port: server.port }));
+    }
+    await server.waitForLog(/accept failed: Too many open files/);
+    for (const conn of held.splice(0)) conn.close();
+    await assertStillServes(server, "descriptors are back");
+  } finally {
+    for (const conn of held) conn.close();
+    await server.stop();
+  }
+});

@@ -34,6 +34,8 @@ export interface StartOptions {
   /** Create the FIFO before start (default true). */
   readonly createFifo?: boolean;
   readonly logLevel?: string;
+  /** Runs the server under `prlimit --nofile=N:N` (a low descriptor limit). */
+  readonly maxOpenFiles?: number;
 }
 
 /** Starts main.ts and waits until it logs the port it listens on. */
@@ -42,8 +44,13 @@ export async function startServer(options: StartOptions = {}): Promise<ServerPro
   const fifo = `${dir}/push.fifo`;
   if (options.createFifo ?? true) await run("mkfifo", [fifo]);
   const permissions = options.permissions ?? ["--allow-net", "--allow-read"];
-  const cmd = new Deno.Command(Deno.execPath(), {
+  const limit = options.maxOpenFiles === undefined
+    ? []
+    : [`--nofile=${options.maxOpenFiles}:${options.maxOpenFiles}`, Deno.execPath()];
+  // prlimit execs the server, so the child's PID is the server's.
+  const cmd = new Deno.Command(limit.length ? "prlimit" : Deno.execPath(), {
     args: [
+      ...limit,
       "run",
       "--quiet",
       ...permissions,
