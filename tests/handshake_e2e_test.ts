@@ -183,6 +183,38 @@ Deno.test(
     }),
 );
 
+Deno.test("a request head sent one byte per write still upgrades (RFC 6455 §4.2.1)", () =>
+  withEcho(async (server) => {
+    const client = await RawClient.connect(server.port);
+    try {
+      client.conn.setNoDelay(true);
+      const head = new TextEncoder().encode(upgradeRequest({ path: "/slow" }));
+      for (let i = 0; i < head.length; i++) {
+        await client.write(head.subarray(i, i + 1));
+        if (i % 16 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+      }
+      const res = await client.readResponse();
+      assert.equal(res.status, 101);
+      assert.equal(res.headers.get("sec-websocket-accept"), SAMPLE_ACCEPT);
+      await client.roundTrip();
+    } finally {
+      client.close();
+    }
+  }));
+
+Deno.test("a request head with bare LF line endings still upgrades (RFC 9112 §2.2)", () =>
+  withEcho(async (server) => {
+    const client = await RawClient.connect(server.port);
+    try {
+      await client.write(upgradeRequest().replaceAll("\r\n", "\n"));
+      const res = await client.readResponse().catch(() => null);
+      // The response itself uses CRLF; readResponse finds it.
+      assert.equal(res?.status, 101);
+    } finally {
+      client.close();
+    }
+  }));
+
 Deno.test("a half-sent request is dropped after --handshake-timeout", async () => {
   const server = await startServer({ args: ["--handshake-timeout", "300ms"] });
   const client = await RawClient.connect(server.port);
