@@ -2,7 +2,7 @@
 // its queue passes --max-queue; the server's memory stays bounded and other clients get all.
 
 import assert from "node:assert/strict";
-import { RawClient } from "./support/raw_client.ts";
+import { parseClose, RawClient } from "./support/raw_client.ts";
 import { startServer } from "./support/server_process.ts";
 
 const LINE_BYTES = 4000;
@@ -64,6 +64,37 @@ Deno.test("a client that stops reading is closed as a slow consumer; memory stay
     sampling = false;
     slow.close();
     normal.close();
+    await server.stop();
+  }
+});
+
+Deno.test("a slow consumer that reads again gets whole frames, then Close 1008 (RFC 6455 §5.2, §7.4.1)", async () => {
+  // Messages over the 256 KiB write-coalescing limit go out as a header write and a payload
+  // write; dropping the queue between the two would corrupt the stream.
+  const server = await startServer({ args: ["--max-queue", "1MiB"], logLevel: "debug" });
+  const slow = await RawClient.open(server.port);
+  try {
+    await slow.roundTrip();
+    const lines = Array.from({ length: 60 }, (_, i) => `${i} ` + "q".repeat(300_000));
+    const writing = server.writeFifo(lines.join("\n") + "\n");
+    await server.waitForLog(/closed as a slow consumer/, 20_000);
+    // Read everything the server sent: whole text frames in order, ending with Close 1008.
+    let expected = 0;
+    for (;;) {
+      const frame = await slow.readFrame(10_000);
+      if (frame.opcode === 0x8) {
+        assert.equal(parseClose(frame.payload).code, 1008);
+        break;
+      }
+      assert.equal(frame.opcode, 0x1, `frame after ${expected} messages is text`);
+      const text = new TextDecoder().decode(frame.payload);
+      assert.equal(text, lines[expected], `message ${expected} arrives whole`);
+      expected++;
+    }
+    assert.ok(expected < lines.length, "the slow consumer was cut off");
+    await writing;
+  } finally {
+    slow.close();
     await server.stop();
   }
 });
