@@ -241,3 +241,51 @@ Deno.test("a connection that sends nothing is dropped after --handshake-timeout"
     await server.stop();
   }
 });
+
+Deno.test("--subprotocol picks the first offered one it accepts (RFC 6455 §4.2.2 /subprotocol/)", async () => {
+  const server = await startServer({ args: ["--subprotocol", "v2", "--subprotocol", "v1"] });
+  try {
+    const ask = async (offer: string | null) => {
+      const client = await RawClient.connect(server.port);
+      try {
+        await client.write(upgradeRequest({ headers: { "Sec-WebSocket-Protocol": offer } }));
+        const res = await client.readResponse();
+        assert.equal(res.status, 101);
+        return res.headers.get("sec-websocket-protocol");
+      } finally {
+        client.close();
+      }
+    };
+    // The server's order of preference wins over the client's.
+    assert.equal(await ask("v1, v2"), "v2");
+    assert.equal(await ask("v1"), "v1");
+    assert.equal(await ask("v3"), undefined);
+    assert.equal(await ask(null), undefined);
+  } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("--allowed-origin refuses other Origins with 403, then TCP closes (RFC 6455 §4.2.2, §10.2)", async () => {
+  const server = await startServer({ args: ["--allowed-origin", "https://app.example"] });
+  try {
+    const ask = async (origin: string | null) => {
+      const client = await RawClient.connect(server.port);
+      try {
+        await client.write(upgradeRequest({ headers: { Origin: origin } }));
+        const res = await client.readResponse();
+        if (res.status !== 101) {
+          assert.equal(await client.closedWithin(3000), true, "the server closes TCP");
+        }
+        return res.status;
+      } finally {
+        client.close();
+      }
+    };
+    assert.equal(await ask("https://app.example"), 101);
+    assert.equal(await ask("https://evil.example"), 403);
+    assert.equal(await ask(null), 403);
+  } finally {
+    await server.stop();
+  }
+});
