@@ -2,7 +2,7 @@
 // its queue passes --max-queue; the server's memory stays bounded and other clients get all.
 
 import assert from "node:assert/strict";
-import { parseClose, RawClient } from "./support/raw_client.ts";
+import { clientFrame, parseClose, RawClient } from "./support/raw_client.ts";
 import { startServer } from "./support/server_process.ts";
 
 const LINE_BYTES = 4000;
@@ -95,6 +95,28 @@ Deno.test("a slow consumer that reads again gets whole frames, then Close 1008 (
     await writing;
   } finally {
     slow.close();
+    await server.stop();
+  }
+});
+
+Deno.test("a client that floods pings and never reads the pongs is closed as a slow consumer (RFC 6455 §5.5.2)", async () => {
+  const server = await startServer({ args: ["--max-queue", MAX_QUEUE], logLevel: "debug" });
+  const flooder = await RawClient.open(server.port);
+  try {
+    await flooder.roundTrip();
+    const idle = rssMb(server.process.pid);
+    const ping = clientFrame({ opcode: 0x9, payload: new Uint8Array(125) });
+    const batch = new Uint8Array(ping.length * 8000);
+    for (let i = 0; i < 8000; i++) batch.set(ping, i * ping.length);
+    // 40 MB of pings, i.e. 40 MB of pongs owed to a peer that reads none of them.
+    try {
+      for (let i = 0; i < 40; i++) await flooder.write(batch);
+    } catch { /* the server may cut the flooder off mid-write */ }
+    await server.waitForLog(/closed as a slow consumer/);
+    const grown = rssMb(server.process.pid) - idle;
+    assert.ok(grown < RSS_GROWTH_BOUND_MB, `server RSS grew by ${grown.toFixed(0)} MB`);
+  } finally {
+    flooder.close();
     await server.stop();
   }
 });
