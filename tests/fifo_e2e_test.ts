@@ -91,6 +91,8 @@ Deno.test("a line over --max-message-size is dropped with one log line; later li
       assert.equal(await nextText(client), "before");
       assert.equal(await nextText(client), exact);
       assert.equal(await nextText(client), "after");
+      // stderr is a pipe of its own: the log may trail the WebSocket frames.
+      await server.waitForCount(/over the limit/, 2);
       assert.equal(server.countLog(/over the limit/), 2, server.stderr());
     } finally {
       client.close();
@@ -107,6 +109,7 @@ Deno.test("a line that is not valid UTF-8 is dropped and logged, never sent", ()
       await server.writeFifo(data);
       assert.equal(await nextText(client), "ok");
       assert.equal(await nextText(client), "good");
+      await server.waitForLog(/not valid UTF-8/);
       assert.equal(server.countLog(/not valid UTF-8/), 1, server.stderr());
     } finally {
       client.close();
