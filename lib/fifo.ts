@@ -72,6 +72,7 @@ export class FifoReader {
   readonly #splitter: LineSplitter;
   #file: Deno.FsFile | null = null;
   #stopped = false;
+  #notFifoLogged = false;
   /** Resolves on `stop()`, so waits that cannot be cancelled (opening the FIFO) are abandoned. */
   readonly #stopSignal = Promise.withResolvers<null>();
 
@@ -122,18 +123,38 @@ export class FifoReader {
         opening.then((f) => f.close(), () => {});
         return null;
       }
+      // A plain file where the FIFO was (a writer that found the path missing creates one)
+      // would be read to its end, reopened and read again, forever, flooding every client.
+      if (!(await file.stat()).isFifo) {
+        file.close();
+        if (!this.#notFifoLogged) {
+          this.#options.log.error(
+            `${this.#path} is not a FIFO any more; not reading it. Replace it: ` +
+              `rm ${this.#path} && mkfifo -m 0660 ${this.#path}`,
+          );
+          this.#notFifoLogged = true;
+        }
+        await this.#backoff();
+        return null;
+      }
+      this.#notFifoLogged = false;
       this.#file = file;
       return file;
     } catch (e) {
       this.#options.log.error(`cannot open FIFO ${this.#path}: ${errorMessage(e)}; retrying`);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        new Promise((resolve) => timer = setTimeout(resolve, REOPEN_BACKOFF_MS)),
-        this.#stopSignal.promise,
-      ]);
-      clearTimeout(timer);
+      await this.#backoff();
       return null;
     }
+  }
+
+  /** Waits before the next open attempt, or until stopped. */
+  async #backoff(): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      new Promise((resolve) => timer = setTimeout(resolve, REOPEN_BACKOFF_MS)),
+      this.#stopSignal.promise,
+    ]);
+    clearTimeout(timer);
   }
 
   #close(file: Deno.FsFile): void {

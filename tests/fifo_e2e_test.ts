@@ -127,3 +127,27 @@ Deno.test("CRLF endings are trimmed and empty lines skipped", () =>
       client.close();
     }
   }));
+
+Deno.test("a plain file put in place of the FIFO is not read (over and over); a new FIFO is", () =>
+  withServer([], async (server) => {
+    const [client] = await openClients(server, 1);
+    try {
+      // Keep the original FIFO open for writing while its path is replaced by a plain file,
+      // as a writer that found the path missing would create it.
+      const writer = await Deno.open(server.fifo, { write: true });
+      await Deno.remove(server.fifo);
+      await Deno.writeTextFile(server.fifo, "stale line from a plain file\n");
+      await writer.write(new TextEncoder().encode("last line of the old FIFO\n"));
+      writer.close();
+      assert.equal(await nextText(client), "last line of the old FIFO");
+      await server.waitForLog(/is not a FIFO/);
+      // Put a FIFO back: the server picks it up and lines flow again.
+      await Deno.remove(server.fifo);
+      const made = await new Deno.Command("mkfifo", { args: [server.fifo] }).output();
+      assert.ok(made.success);
+      await server.writeFifo("through the new FIFO\n");
+      assert.equal(await nextText(client), "through the new FIFO");
+    } finally {
+      client.close();
+    }
+  }));
