@@ -64,6 +64,8 @@ export interface FifoReaderOptions {
 
 const READ_SIZE = 64 * 1024;
 const REOPEN_BACKOFF_MS = 1000;
+/** How often the path is checked for a new FIFO while waiting for a writer. */
+const REPLACED_CHECK_MS = 500;
 
 /** Reads `path` forever (until `stop`), reopening it each time the last writer closes. */
 export class FifoReader {
@@ -116,11 +118,22 @@ export class FifoReader {
   async #open(): Promise<Deno.FsFile | null> {
     // Blocks (in Deno's thread pool, not the event loop) until a writer opens the FIFO, which
     // may be never: `stop()` must not wait for it, or shutdown hangs until a writer comes.
-    const opening = Deno.open(this.#path, { read: true });
+    let opened: Deno.FileInfo | null = null;
     try {
-      const file = await Promise.race([opening, this.#stopSignal.promise]);
+      opened = await Deno.stat(this.#path);
+    } catch { /* missing for now: the open below reports it */ }
+    const opening = Deno.open(this.#path, { read: true });
+    let settled = false;
+    opening.then(() => settled = true, () => settled = true);
+    try {
+      const file = await Promise.race([
+        opening,
+        this.#stopSignal.promise,
+        this.#replaced(opened, () => settled),
+      ]);
       if (file === null || this.#stopped) {
         opening.then((f) => f.close(), () => {});
+        if (!this.#stopped) this.#options.log.info(`FIFO ${this.#path} was replaced; reopening`);
         return null;
       }
       // A plain file where the FIFO was (a writer that found the path missing creates one)
@@ -147,14 +160,37 @@ export class FifoReader {
     }
   }
 
+  /**
+   * Resolves null once the path names another file than `opened` (the FIFO was removed and
+   * made anew while we waited for a writer on the old one, which no writer can reach now).
+   * Never resolves while the open is pending on the right file; stops once `done()`.
+   */
+  async #replaced(opened: Deno.FileInfo | null, done: () => boolean): Promise<null> {
+    if (!opened) return await new Promise<never>(() => {});
+    while (!done() && !this.#stopped) {
+      await this.#sleep(REPLACED_CHECK_MS);
+      if (done() || this.#stopped) break;
+      try {
+        const now = await Deno.stat(this.#path);
+        if (now.ino !== opened.ino || now.dev !== opened.dev) return null;
+      } catch {
+        // Removed and not yet made anew: keep waiting on the old one for now.
+      }
+    }
+    return await new Promise<never>(() => {});
+  }
+
+  #sleep(ms: number): Promise<unknown> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    return Promise.race([
+      new Promise((resolve) => timer = setTimeout(resolve, ms)),
+      this.#stopSignal.promise,
+    ]).finally(() => clearTimeout(timer));
+  }
+
   /** Waits before the next open attempt, or until stopped. */
   async #backoff(): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      new Promise((resolve) => timer = setTimeout(resolve, REOPEN_BACKOFF_MS)),
-      this.#stopSignal.promise,
-    ]);
-    clearTimeout(timer);
+    await this.#sleep(REOPEN_BACKOFF_MS);
   }
 
   #close(file: Deno.FsFile): void {

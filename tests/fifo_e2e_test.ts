@@ -23,6 +23,28 @@ async function nextText(client: RawClient): Promise<string> {
   return decoder.decode(frame.payload);
 }
 
+/**
+ * Waits until one of the server's threads blocks opening a FIFO with no writer (Linux shows
+ * this as wchan "wait_for_partner"); where wchan is hidden, waits a generous moment instead.
+ */
+async function waitUntilOpeningFifo(pid: number): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    let visible = false;
+    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+      let wchan = "";
+      try {
+        wchan = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/wchan`);
+      } catch { /* the thread ended */ }
+      if (wchan === "wait_for_partner") return;
+      if (wchan !== "" && wchan !== "0") visible = true;
+    }
+    if (!visible) break;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 500));
+}
+
 async function withServer(
   args: string[],
   fn: (server: ServerProcess) => Promise<void>,
@@ -147,6 +169,38 @@ Deno.test("a plain file put in place of the FIFO is not read (over and over); a 
       assert.ok(made.success);
       await server.writeFifo("through the new FIFO\n");
       assert.equal(await nextText(client), "through the new FIFO");
+    } finally {
+      client.close();
+    }
+  }));
+
+Deno.test("a FIFO removed and created anew while the server waits for a writer is picked up", () =>
+  withServer([], async (server) => {
+    const [client] = await openClients(server, 1);
+    try {
+      await server.writeFifo("through the first FIFO\n");
+      assert.equal(await nextText(client), "through the first FIFO");
+      // Once the server waits in open() on the first FIFO, a deploy script replaces it.
+      await waitUntilOpeningFifo(server.process.pid);
+      await Deno.remove(server.fifo);
+      const made = await new Deno.Command("mkfifo", { args: [server.fifo] }).output();
+      assert.ok(made.success);
+      // `cat >` blocks until someone opens the new FIFO for reading: the server, or else this
+      // test after 10 s, so that a failure does not leave the writer hanging.
+      const writing = server.writeFifo("through the replacement\n");
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = await Promise.race([
+        writing.then(() => false),
+        new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), 10_000)),
+      ]);
+      clearTimeout(timer);
+      if (late) {
+        const rescue = await Deno.open(server.fifo, { read: true });
+        for await (const _ of rescue.readable) { /* drain until the writer closes */ }
+        await writing;
+        assert.fail("the server never opened the replacement FIFO");
+      }
+      assert.equal(await nextText(client), "through the replacement");
     } finally {
       client.close();
     }
