@@ -239,3 +239,26 @@ Deno.test("npm:ws: a FIFO line reaches a connected ws client", async () => {
     await server.stop();
   }
 });
+
+Deno.test("npm:ws: a close started by the server's handler arrives with its code and reason (RFC 6455 §7.1.2)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "push-peers-" });
+  const handlers = `${dir}/closing.ts`;
+  await Deno.writeTextFile(
+    handlers,
+    "export function text(conn: { close(code: number, reason: string): void }) {\n" +
+      '  conn.close(4001, "done with you");\n' +
+      "}\n",
+  );
+  const server = await startServer({ args: [handlers], logLevel: "debug" });
+  try {
+    const ws = await Ws.open(server.port);
+    ws.socket.send("close me");
+    const closed = await withTimeout(ws.closed, "close");
+    assert.deepEqual(closed, { code: 4001, reason: "done with you" });
+    // ws answers the Close, so the server records a clean close.
+    await server.waitForLog(/closed: 4001/);
+  } finally {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
