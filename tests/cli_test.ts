@@ -55,9 +55,9 @@ async function mkfifo(path: string): Promise<void> {
   assert.ok(out.success, "mkfifo");
 }
 
-/** One line on stderr, no stack trace, a non-zero exit; returns the line. */
+/** One line on stderr, no stack trace, exit status 2 (as the README says); returns the line. */
 function assertOneLineError(r: CliResult, pattern: RegExp): string {
-  assert.notEqual(r.code, 0, `exit status; stderr: ${r.stderr}`);
+  assert.equal(r.code, 2, `exit status; stderr: ${r.stderr}`);
   const lines = r.stderr.trimEnd().split("\n");
   assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
   assert.doesNotMatch(r.stderr, /^\s+at /m, "no stack trace");
