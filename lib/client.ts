@@ -317,11 +317,15 @@ export class Client implements Connection {
     const parts = codec.takeOutput();
     let size = 0;
     for (const p of parts) size += p.length;
-    // Control frames from the codec (pong, close) are never refused by the queue limit.
+    // Control frames from the codec (pong, close) are never refused by the queue limit...
     this.#push(parts, size);
     if (codec.state !== "open" && this.#phase === "open") {
       this.#phase = "closing";
       this.#deadline = Date.now() + this.#host.options.closeTimeout;
+    } else if (this.#phase === "open" && this.bufferedAmount > this.#host.options.maxQueue) {
+      // ...but a peer that keeps pinging without reading its pongs (RFC 6455 §5.5.2) would
+      // grow the queue without bound: it is a slow consumer like any other.
+      this.#closeSlowConsumer();
     }
   }
 

@@ -64,6 +64,8 @@ export interface FifoReaderOptions {
 
 const READ_SIZE = 64 * 1024;
 const REOPEN_BACKOFF_MS = 1000;
+/** How often the path is checked for a new FIFO while waiting for a writer. */
+const REPLACED_CHECK_MS = 500;
 
 /** Reads `path` forever (until `stop`), reopening it each time the last writer closes. */
 export class FifoReader {
@@ -73,6 +75,9 @@ export class FifoReader {
   #file: Deno.FsFile | null = null;
   #stopped = false;
   #delivering: Promise<void> = Promise.resolve();
+  #notFifoLogged = false;
+  /** Resolves on `stop()`, so waits that cannot be cancelled (opening the FIFO) are abandoned. */
+  readonly #stopSignal = Promise.withResolvers<null>();
 
   constructor(path: string, options: FifoReaderOptions) {
     this.#path = path;
@@ -110,25 +115,87 @@ export class FifoReader {
    */
   stop(): Promise<void> {
     this.#stopped = true;
+    this.#stopSignal.resolve(null);
     if (this.#file) this.#close(this.#file);
     return this.#delivering;
   }
 
   async #open(): Promise<Deno.FsFile | null> {
+    // Blocks (in Deno's thread pool, not the event loop) until a writer opens the FIFO, which
+    // may be never: `stop()` must not wait for it, or shutdown hangs until a writer comes.
+    let opened: Deno.FileInfo | null = null;
     try {
-      // Blocks (in Deno's thread pool, not the event loop) until a writer opens the FIFO.
-      const file = await Deno.open(this.#path, { read: true });
-      if (this.#stopped) {
-        file.close();
+      opened = await Deno.stat(this.#path);
+    } catch { /* missing for now: the open below reports it */ }
+    const opening = Deno.open(this.#path, { read: true });
+    let settled = false;
+    opening.then(() => settled = true, () => settled = true);
+    try {
+      const file = await Promise.race([
+        opening,
+        this.#stopSignal.promise,
+        this.#replaced(opened, () => settled),
+      ]);
+      if (file === null || this.#stopped) {
+        opening.then((f) => f.close(), () => {});
+        if (!this.#stopped) this.#options.log.info(`FIFO ${this.#path} was replaced; reopening`);
         return null;
       }
+      // A plain file where the FIFO was (a writer that found the path missing creates one)
+      // would be read to its end, reopened and read again, forever, flooding every client.
+      if (!(await file.stat()).isFifo) {
+        file.close();
+        if (!this.#notFifoLogged) {
+          this.#options.log.error(
+            `${this.#path} is not a FIFO any more; not reading it. Replace it: ` +
+              `rm ${this.#path} && mkfifo -m 0660 ${this.#path}`,
+          );
+          this.#notFifoLogged = true;
+        }
+        await this.#backoff();
+        return null;
+      }
+      this.#notFifoLogged = false;
       this.#file = file;
       return file;
     } catch (e) {
       this.#options.log.error(`cannot open FIFO ${this.#path}: ${errorMessage(e)}; retrying`);
-      await new Promise((resolve) => setTimeout(resolve, REOPEN_BACKOFF_MS));
+      await this.#backoff();
       return null;
     }
+  }
+
+  /**
+   * Resolves null once the path names another file than `opened` (the FIFO was removed and
+   * made anew while we waited for a writer on the old one, which no writer can reach now).
+   * Never resolves while the open is pending on the right file; stops once `done()`.
+   */
+  async #replaced(opened: Deno.FileInfo | null, done: () => boolean): Promise<null> {
+    if (!opened) return await new Promise<never>(() => {});
+    while (!done() && !this.#stopped) {
+      await this.#sleep(REPLACED_CHECK_MS);
+      if (done() || this.#stopped) break;
+      try {
+        const now = await Deno.stat(this.#path);
+        if (now.ino !== opened.ino || now.dev !== opened.dev) return null;
+      } catch {
+        // Removed and not yet made anew: keep waiting on the old one for now.
+      }
+    }
+    return await new Promise<never>(() => {});
+  }
+
+  #sleep(ms: number): Promise<unknown> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    return Promise.race([
+      new Promise((resolve) => timer = setTimeout(resolve, ms)),
+      this.#stopSignal.promise,
+    ]).finally(() => clearTimeout(timer));
+  }
+
+  /** Waits before the next open attempt, or until stopped. */
+  async #backoff(): Promise<void> {
+    await this.#sleep(REOPEN_BACKOFF_MS);
   }
 
   #close(file: Deno.FsFile): void {

@@ -13,6 +13,10 @@ export interface ServerProcess {
   stderr(): string;
   /** Resolves once stderr contains `text` (or rejects after `timeoutMs`). */
   waitForLog(text: string | RegExp, timeoutMs?: number): Promise<void>;
+  /** Resolves once stderr has `count` matches of `pattern` (or rejects after `timeoutMs`). */
+  waitForCount(pattern: RegExp, count: number, timeoutMs?: number): Promise<void>;
+  /** How many times stderr matches `pattern` so far. */
+  countLog(pattern: RegExp): number;
   /** Writes `data` to the FIFO from another process (as a web application would). */
   writeFifo(data: string | Uint8Array): Promise<void>;
   /** Sends a signal and waits for the exit status. */
@@ -30,6 +34,8 @@ export interface StartOptions {
   /** Create the FIFO before start (default true). */
   readonly createFifo?: boolean;
   readonly logLevel?: string;
+  /** Runs the server under `prlimit --nofile=N:N` (a low descriptor limit). */
+  readonly maxOpenFiles?: number;
 }
 
 /** Starts main.ts and waits until it logs the port it listens on. */
@@ -38,8 +44,13 @@ export async function startServer(options: StartOptions = {}): Promise<ServerPro
   const fifo = `${dir}/push.fifo`;
   if (options.createFifo ?? true) await run("mkfifo", [fifo]);
   const permissions = options.permissions ?? ["--allow-net", "--allow-read"];
-  const cmd = new Deno.Command(Deno.execPath(), {
+  const limit = options.maxOpenFiles === undefined
+    ? []
+    : [`--nofile=${options.maxOpenFiles}:${options.maxOpenFiles}`, Deno.execPath()];
+  // prlimit execs the server, so the child's PID is the server's.
+  const cmd = new Deno.Command(limit.length ? "prlimit" : Deno.execPath(), {
     args: [
+      ...limit,
       "run",
       "--quiet",
       ...permissions,
@@ -74,10 +85,14 @@ export async function startServer(options: StartOptions = {}): Promise<ServerPro
     for (const w of waiters) w();
   });
 
-  const waitForLog = (pattern: string | RegExp, timeoutMs = 10_000) =>
+  const countLog = (pattern: RegExp) =>
+    [...text.matchAll(new RegExp(pattern.source, pattern.flags.replace("g", "") + "g"))].length;
+  const waitUntil = (
+    matches: () => boolean,
+    pattern: string | RegExp,
+    timeoutMs: number,
+  ) =>
     new Promise<void>((resolve, reject) => {
-      const matches = () =>
-        typeof pattern === "string" ? text.includes(pattern) : pattern.test(text);
       const timer = setTimeout(() => {
         waiters.delete(check);
         reject(new Error(`server did not log ${pattern} within ${timeoutMs} ms; log:\n${text}`));
@@ -96,6 +111,12 @@ export async function startServer(options: StartOptions = {}): Promise<ServerPro
       waiters.add(check);
       check();
     });
+  const waitForLog = (pattern: string | RegExp, timeoutMs = 10_000) =>
+    waitUntil(
+      () => typeof pattern === "string" ? text.includes(pattern) : pattern.test(text),
+      pattern,
+      timeoutMs,
+    );
 
   try {
     await waitForLog(/listening on [^\s]+:\d+/);
@@ -117,6 +138,9 @@ export async function startServer(options: StartOptions = {}): Promise<ServerPro
     process,
     stderr: () => text,
     waitForLog,
+    waitForCount: (pattern, count, timeoutMs = 10_000) =>
+      waitUntil(() => countLog(pattern) >= count, `${count} × ${pattern}`, timeoutMs),
+    countLog,
     writeFifo: (data) => writeFifo(fifo, data),
     async signal(signal) {
       process.kill(signal);

@@ -1,0 +1,83 @@
+// A real browser (headless Chromium through playwright-core) connects to the real server, and a
+// line written to the FIFO arrives on the page. Skipped, saying why, where Chromium is missing.
+
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+import { startServer } from "./support/server_process.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+
+function hasChromium(): boolean {
+  try {
+    return Deno.statSync(CHROMIUM).isFile;
+  } catch {
+    return false;
+  }
+}
+
+const available = hasChromium();
+if (!available) {
+  console.log(`browser_test: skipped: ${CHROMIUM} is missing (apt-get install -y chromium)`);
+}
+
+Deno.test({
+  name: "headless Chromium receives a FIFO line over the server's WebSocket (RFC 6455 §4, §5)",
+  ignore: !available,
+  async fn() {
+    const server = await startServer();
+    // A page from 127.0.0.1: Chromium blocks about:blank from reaching local addresses
+    // (net::ERR_BLOCKED_BY_LOCAL_NETWORK_ACCESS_CHECKS), as it would a public site.
+    const site = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      () =>
+        new Response("<!doctype html><title>push</title>", {
+          headers: { "content-type": "text/html" },
+        }),
+    );
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    });
+    try {
+      const tab = await browser.newPage();
+      await tab.goto(`http://127.0.0.1:${site.addr.port}/`);
+      const opened = tab.evaluate((url: string) => {
+        return new Promise<void>((resolve, reject) => {
+          const ws = new WebSocket(url);
+          const g = globalThis as unknown as { received: Promise<string> };
+          g.received = new Promise((done) => {
+            ws.onmessage = (e) => done(String(e.data));
+          });
+          ws.onopen = () => resolve();
+          ws.onerror = () => reject(new Error("the page's WebSocket failed"));
+        });
+      }, `ws://127.0.0.1:${server.port}/`);
+      await opened;
+      await server.waitForLog(/connection \d+ open/);
+      await server.writeFifo("héllo from the FIFO\n");
+      const received = await tab.evaluate(() =>
+        (globalThis as unknown as { received: Promise<string> }).received
+      );
+      assert.equal(received, "héllo from the FIFO");
+      // The browser's own ping/close path: a clean close with 1000 comes back.
+      const code = await tab.evaluate((url: string) =>
+        new Promise<number>((resolve) => {
+          const ws = new WebSocket(url);
+          ws.onopen = () => ws.close(1000, "bye");
+          ws.onclose = (e) => resolve(e.wasClean ? e.code : -e.code);
+        }), `ws://127.0.0.1:${server.port}/`);
+      assert.equal(code, 1000);
+    } finally {
+      await browser.close();
+      await site.shutdown();
+      await server.stop();
+    }
+  },
+});
