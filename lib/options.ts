@@ -220,6 +220,14 @@ export function parseCommandLine(
     out[spec.key] = result.value;
   }
   if (out.maxQueue === undefined) out.maxQueue = (out.maxMessageSize as number) + MiB;
+  if ((out.maxQueue as number) < (out.maxMessageSize as number)) {
+    // Every client would be closed as a slow consumer by one message of the largest size.
+    return {
+      kind: "error",
+      message:
+        `--max-queue (${out.maxQueue}) must be at least --max-message-size (${out.maxMessageSize})`,
+    };
+  }
   return { kind: "run", options: out as unknown as Options };
 }
 

@@ -63,7 +63,7 @@ const SAMPLES: Record<string, { cli: string; cliValue: unknown; env: string; env
     fifo: { cli: "/run/a.fifo", cliValue: "/run/a.fifo", env: "b.fifo", envValue: "b.fifo" },
     tick: { cli: "1s", cliValue: 1000, env: "50", envValue: 50 },
     maxMessageSize: { cli: "64KiB", cliValue: 65536, env: "1M", envValue: MiB },
-    maxQueue: { cli: "100", cliValue: 100, env: "2MiB", envValue: 2 * MiB },
+    maxQueue: { cli: "20MiB", cliValue: 20 * MiB, env: "32MiB", envValue: 32 * MiB },
     handshakeTimeout: { cli: "2s", cliValue: 2000, env: "1m", envValue: 60_000 },
     upgradeTimeout: { cli: "250ms", cliValue: 250, env: "1.5s", envValue: 1500 },
     pingInterval: { cli: "5s", cliValue: 5000, env: "2m", envValue: 120_000 },
@@ -240,4 +240,12 @@ Deno.test("an empty PUSH_* variable counts as unset (systemd Environment=NAME=)"
   const parsed = parseCommandLine([], (name) => name === "PUSH_PORT" ? "" : undefined);
   assert.equal(parsed.kind, "run");
   if (parsed.kind === "run") assert.equal(parsed.options.port, 8080);
+});
+
+Deno.test("--max-queue below --max-message-size is an error: one largest message would close every client", () => {
+  assert.match(
+    error(["--max-queue", "64KiB"]),
+    /--max-queue \(65536\) must be at least --max-message-size/,
+  );
+  assert.equal(options(["--max-queue", "64KiB", "--max-message-size", "64KiB"]).maxQueue, 65536);
 });

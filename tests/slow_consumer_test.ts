@@ -18,7 +18,10 @@ function rssMb(pid: number): number {
 }
 
 Deno.test("a client that stops reading is closed as a slow consumer; memory stays bounded", async () => {
-  const server = await startServer({ args: ["--max-queue", MAX_QUEUE], logLevel: "debug" });
+  const server = await startServer({
+    args: ["--max-queue", MAX_QUEUE, "--max-message-size", MAX_QUEUE],
+    logLevel: "debug",
+  });
   const slow = await RawClient.open(server.port);
   const normal = await RawClient.open(server.port);
   let sampling = true;
@@ -71,7 +74,10 @@ Deno.test("a client that stops reading is closed as a slow consumer; memory stay
 Deno.test("a slow consumer that reads again gets whole frames, then Close 1008 (RFC 6455 §5.2, §7.4.1)", async () => {
   // Messages over the 256 KiB write-coalescing limit go out as a header write and a payload
   // write; dropping the queue between the two would corrupt the stream.
-  const server = await startServer({ args: ["--max-queue", "1MiB"], logLevel: "debug" });
+  const server = await startServer({
+    args: ["--max-queue", "1MiB", "--max-message-size", "1MiB"],
+    logLevel: "debug",
+  });
   const slow = await RawClient.open(server.port);
   try {
     await slow.roundTrip();
@@ -102,7 +108,7 @@ Deno.test("a slow consumer that reads again gets whole frames, then Close 1008 (
 Deno.test("a client that floods pings and never reads the pongs is closed as a slow consumer (RFC 6455 §5.5.2)", async () => {
   // A short --close-timeout: the flooder, cut off, is not waited for long.
   const server = await startServer({
-    args: ["--max-queue", MAX_QUEUE, "--close-timeout", "300ms"],
+    args: ["--max-queue", MAX_QUEUE, "--max-message-size", MAX_QUEUE, "--close-timeout", "300ms"],
     logLevel: "debug",
   });
   const flooder = await RawClient.open(server.port);
