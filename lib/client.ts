@@ -3,7 +3,7 @@
 
 import { Codec, type CodecEvent } from "./codec.ts";
 import { CloseCode } from "./close_codes.ts";
-import { encodeFrame, Opcode } from "./frame.ts";
+import { encodeFrame, MAX_FRAME_HEADER, MERGE_LIMIT, Opcode } from "./frame.ts";
 import {
   acceptResponse,
   errorResponse,
@@ -290,14 +290,19 @@ export class Client implements Connection {
 
   /** Sends what the codec queued, then hands its events to the host, in order. */
   async #process(): Promise<void> {
-    const codec = this.#codec!;
-    this.#takeCodecOutput();
-    for (const event of codec.takeEvents()) {
-      this.#noteClose(event);
-      const pending = this.#host.event(this, event);
+    // The codec's own output (pongs, a Close) goes out in its place among the handlers'
+    // replies: replies to messages that arrived ahead of a fatal frame precede its Close.
+    const { events, output, outputBefore } = this.#codec!.drain();
+    let queued = 0;
+    for (let i = 0; i < events.length; i++) {
+      this.#queueCodecOutput(output.slice(queued, outputBefore[i]));
+      queued = outputBefore[i];
+      this.#noteClose(events[i]);
+      const pending = this.#host.event(this, events[i]);
       if (pending) await pending;
-      this.#takeCodecOutput();
     }
+    this.#queueCodecOutput(output.slice(queued));
+    this.#takeCodecOutput();
   }
 
   #noteClose(event: CodecEvent): void {
@@ -311,18 +316,23 @@ export class Client implements Connection {
     }
   }
 
+  /** Queues whatever the codec has queued, then notes whether it has begun closing. */
   #takeCodecOutput(): void {
     const codec = this.#codec!;
-    if (!codec.hasOutput) return;
-    const parts = codec.takeOutput();
+    if (codec.hasOutput) this.#queueCodecOutput(codec.takeOutput());
+    if (codec.state !== "open" && this.#phase === "open") {
+      this.#phase = "closing";
+      this.#deadline = Date.now() + this.#host.options.closeTimeout;
+    }
+  }
+
+  #queueCodecOutput(parts: Uint8Array[]): void {
+    if (parts.length === 0) return;
     let size = 0;
     for (const p of parts) size += p.length;
     // Control frames from the codec (pong, close) are never refused by the queue limit...
     this.#push(parts, size);
-    if (codec.state !== "open" && this.#phase === "open") {
-      this.#phase = "closing";
-      this.#deadline = Date.now() + this.#host.options.closeTimeout;
-    } else if (this.#phase === "open" && this.bufferedAmount > this.#host.options.maxQueue) {
+    if (this.#phase === "open" && this.bufferedAmount > this.#host.options.maxQueue) {
       // ...but a peer that keeps pinging without reading its pongs (RFC 6455 §5.5.2) would
       // grow the queue without bound: it is a slow consumer like any other.
       this.#closeSlowConsumer();
@@ -330,10 +340,13 @@ export class Client implements Connection {
   }
 
   #closeSlowConsumer(): void {
-    // Frames not yet handed to the socket are dropped; one being written finishes first.
-    this.#out = [];
+    // Frames not yet handed to the socket are dropped; one being written finishes first. A
+    // bare payload next in line belongs to a header already taken, so it stays.
+    const next = this.#out[this.#outHead];
+    const keep = next && isBarePayload(next) ? [next] : [];
+    this.#out = keep;
     this.#outHead = 0;
-    this.#outBytes = 0;
+    this.#outBytes = keep.length ? next.length : 0;
     this.#closeInfo = { code: CloseCode.POLICY_VIOLATION, reason: "slow consumer", clean: false };
     this.#codec!.fail(CloseCode.POLICY_VIOLATION, "slow consumer");
     this.#phase = "finishing";
@@ -424,4 +437,13 @@ export class Client implements Connection {
       this.#conn.close();
     } catch { /* already closed */ }
   }
+}
+
+/**
+ * Whether a queued part is a frame's payload queued apart from its header. Every whole frame
+ * (a merged header and payload, or a control frame) is at most MERGE_LIMIT plus a header long,
+ * so anything longer is the second half of an `encodeFrame` pair.
+ */
+function isBarePayload(part: Uint8Array): boolean {
+  return part.length > MERGE_LIMIT + MAX_FRAME_HEADER;
 }

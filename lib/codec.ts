@@ -30,6 +30,14 @@ export type CodecEvent =
   /** We failed the connection (RFC 6455 §7.1.7); the Close frame with `code` is queued. */
   | { readonly type: "fail"; readonly code: number; readonly reason: string };
 
+/** Events and output drained together; see `Codec.drain()`. */
+export interface CodecDrain {
+  readonly events: CodecEvent[];
+  readonly output: Uint8Array[];
+  /** For each event, how many chunks of `output` precede it. */
+  readonly outputBefore: number[];
+}
+
 /** OPEN: data flows. CLOSING: our Close is sent, the peer's is awaited. CLOSED: done. */
 export type CodecState = "open" | "closing" | "closed";
 
@@ -65,6 +73,9 @@ export class Codec {
   #failure: string | null = null;
   #events: CodecEvent[] = [];
   #output: Uint8Array[] = [];
+  /** For each event, how many output chunks had been queued (ever) when it happened. */
+  #eventMarks: number[] = [];
+  #outputTaken = 0;
 
   // Frame being read.
   #header: FrameHeader | null = null;
@@ -105,15 +116,36 @@ export class Codec {
   /** Drains the events produced since the last call. */
   takeEvents(): CodecEvent[] {
     const events = this.#events;
-    if (events.length) this.#events = [];
+    if (events.length) {
+      this.#events = [];
+      this.#eventMarks = [];
+    }
     return events;
   }
 
   /** Drains the bytes to write to the peer, in order. */
   takeOutput(): Uint8Array[] {
     const out = this.#output;
-    if (out.length) this.#output = [];
+    if (out.length) {
+      this.#output = [];
+      this.#outputTaken += out.length;
+    }
     return out;
+  }
+
+  /**
+   * Drains events and output together, keeping their relative order: `outputBefore[i]` chunks
+   * of `output` were queued before `events[i]` happened (a pong before its ping's event, a Close
+   * before the fail event). A caller that replies to events between those chunks keeps replies
+   * to messages that arrived ahead of a fatal frame ahead of the Close, as on the wire.
+   */
+  drain(): CodecDrain {
+    const taken = this.#outputTaken;
+    const marks = this.#eventMarks;
+    const events = this.takeEvents();
+    const output = this.takeOutput();
+    const outputBefore = marks.map((mark) => Math.min(Math.max(mark - taken, 0), output.length));
+    return { events, output, outputBefore };
   }
 
   /** Whether `takeOutput()` has anything. */
@@ -143,7 +175,7 @@ export class Codec {
     if (this.#state === "closed") return;
     this.#state = "closed";
     this.#closeExpected = true;
-    this.#events.push({ type: "close", code: CloseCode.ABNORMAL_CLOSURE, reason: "" });
+    this.#emit({ type: "close", code: CloseCode.ABNORMAL_CLOSURE, reason: "" });
   }
 
   /** Queues a text message. */
@@ -198,7 +230,12 @@ export class Codec {
     this.#closeExpected = true;
     this.#msg = null;
     this.#control = null;
-    this.#events.push({ type: "fail", code, reason });
+    this.#emit({ type: "fail", code, reason });
+  }
+
+  #emit(event: CodecEvent): void {
+    this.#events.push(event);
+    this.#eventMarks.push(this.#outputTaken + this.#output.length);
   }
 
   #accepting(): boolean {
@@ -376,14 +413,14 @@ export class Codec {
     this.#msgLen = 0;
     this.#fragments = 0;
     if (opcode === Opcode.BINARY) {
-      this.#events.push({ type: "binary", data: bytes });
+      this.#emit({ type: "binary", data: bytes });
       return;
     }
     if (!this.#utf8.complete) {
       this.fail(CloseCode.INVALID_PAYLOAD_DATA, "text message ends inside a UTF-8 sequence");
       return;
     }
-    this.#events.push({ type: "text", data: decoder.decode(bytes) });
+    this.#emit({ type: "text", data: decoder.decode(bytes) });
   }
 
   #handleControl(opcode: number, payload: Uint8Array): void {
@@ -392,11 +429,11 @@ export class Codec {
         // RFC 6455 §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame
         // in response ... with identical Application data".
         if (this.#state === "open") this.#queue(Opcode.PONG, payload);
-        this.#events.push({ type: "ping", data: payload });
+        this.#emit({ type: "ping", data: payload });
         return;
       case Opcode.PONG:
         // RFC 6455 §5.5.3: an unsolicited Pong is allowed and needs no response.
-        this.#events.push({ type: "pong", data: payload });
+        this.#emit({ type: "pong", data: payload });
         return;
       case Opcode.CLOSE:
         this.#handleClose(payload);
@@ -420,7 +457,7 @@ export class Codec {
     }
     this.#state = "closed";
     this.#closeExpected = true;
-    this.#events.push({ type: "close", code: parsed.code, reason: parsed.reason });
+    this.#emit({ type: "close", code: parsed.code, reason: parsed.reason });
   }
 }
 

@@ -867,3 +867,30 @@ Deno.test("sendBinary queues a payload over MERGE_LIMIT by reference, as documen
   codec.sendBinary(data);
   assert.equal(codec.takeOutput()[1], data);
 });
+
+Deno.test("drain() places the codec's pong and Close among its events in the order they happened (RFC 6455 §5.5.1)", () => {
+  const codec = new Codec();
+  codec.receive(concat([
+    frame(Opcode.TEXT, "first"),
+    frame(Opcode.PING, "p"),
+    frame(Opcode.TEXT, "second"),
+    frame(Opcode.TEXT, "bad", { rsv: 4 }),
+  ]));
+  const { events, output, outputBefore } = codec.drain();
+  assert.deepStrictEqual(events.map((e) => e.type), ["text", "ping", "text", "fail"]);
+  assert.equal(output.length, 2, "a pong and a Close");
+  // The pong is queued when its ping is read; the Close when the bad frame is.
+  assert.deepStrictEqual(outputBefore, [0, 1, 1, 2]);
+  assert.deepStrictEqual(codec.drain(), { events: [], output: [], outputBefore: [] });
+});
+
+Deno.test("drain() after takeOutput() counts only output still held", () => {
+  const codec = new Codec();
+  codec.receive(frame(Opcode.PING, "a"));
+  assert.equal(codec.takeOutput().length, 1);
+  codec.receive(frame(Opcode.PING, "b"));
+  const { events, output, outputBefore } = codec.drain();
+  assert.equal(events.length, 2);
+  assert.equal(output.length, 1);
+  assert.deepStrictEqual(outputBefore, [0, 1]);
+});

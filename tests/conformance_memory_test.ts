@@ -1,10 +1,11 @@
 // Runs the conformance table against an in-memory pair: a server Codec wired to an echo (as
-// examples/echo.ts does) and a client Codec reading its answers. Each case's bytes go in whole,
+// examples/echo.ts over lib/client.ts does) and a client Codec reading its answers. Each case's bytes go in whole,
 // one byte at a time, and (when small) split in two at every point.
 
 import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
 import { Codec, type CodecEvent } from "../lib/codec.ts";
+import { encodeFrame, Opcode } from "../lib/frame.ts";
 import {
   ALIVE_PING,
   ALIVE_PONG,
@@ -34,8 +35,18 @@ function run(chunks: readonly Uint8Array[]): Outcome {
   });
   const replies: Reply[] = [];
   const pump = () => {
-    for (const event of server.takeEvents()) echo(server, event);
-    for (const out of server.takeOutput()) client.receive(out);
+    // As lib/client.ts does: the codec's output goes out in its place among the echoes.
+    const { events, output, outputBefore } = server.drain();
+    let sent = 0;
+    const deliver = (frames: readonly Uint8Array[]) => {
+      for (const frame of frames) client.receive(frame);
+    };
+    events.forEach((event, i) => {
+      deliver(output.slice(sent, outputBefore[i]));
+      sent = outputBefore[i];
+      deliver(echo(event));
+    });
+    deliver(output.slice(sent));
     for (const event of client.takeEvents()) {
       const reply = toReply(event);
       if (reply) replies.push(reply);
@@ -53,11 +64,11 @@ function run(chunks: readonly Uint8Array[]): Outcome {
   return { replies, tcpCloses: server.closeExpected };
 }
 
-/** examples/echo.ts: text and binary go back to their sender while the connection is open. */
-function echo(server: Codec, event: CodecEvent): void {
-  if (server.state !== "open") return;
-  if (event.type === "text") server.sendText(event.data);
-  else if (event.type === "binary") server.sendBinary(event.data);
+/** examples/echo.ts: text and binary go back to their sender, framed as the server frames them. */
+function echo(event: CodecEvent): Uint8Array[] {
+  if (event.type === "text") return encodeFrame(Opcode.TEXT, new TextEncoder().encode(event.data));
+  if (event.type === "binary") return encodeFrame(Opcode.BINARY, event.data);
+  return [];
 }
 
 function toReply(event: CodecEvent): Reply | null {

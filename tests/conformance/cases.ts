@@ -31,17 +31,15 @@ export interface ConformanceCase {
   /** Whether the server then closes TCP; otherwise the connection must still answer a ping. */
   readonly tcpCloses: boolean;
   /**
-   * Echoes of valid messages that arrived in the same read as a later fatal frame. Autobahn
-   * grades their absence NON-STRICT: the codec has queued its Close before the echo handler
-   * runs, and nothing may follow a Close (RFC 6455 §5.5.1). Either outcome is accepted.
+   * Echoes of valid messages that arrived in the same read as a later fatal frame. They must
+   * come before the Close (Autobahn grades their absence NON-STRICT).
    */
-  readonly mayPrecede?: readonly Reply[];
+  readonly precede?: readonly Reply[];
 }
 
 /** The reply sequences a case accepts, each followed by `tail` (the alive check's pong). */
 export function allowedReplies(c: ConformanceCase, tail: readonly Reply[] = []): Reply[][] {
-  const strict = [...(c.mayPrecede ?? []), ...c.expect, ...tail];
-  return c.mayPrecede ? [strict, [...c.expect, ...tail]] : [strict];
+  return [[...(c.precede ?? []), ...c.expect, ...tail]];
 }
 
 /** The --max-message-size both runners use. */
@@ -68,12 +66,12 @@ const PROTOCOL_ERROR = 1002;
 const INVALID_DATA = 1007;
 const TOO_BIG = 1009;
 
-const fails = (name: string, send: Uint8Array[], code: number, mayPrecede?: Reply[]) => ({
+const fails = (name: string, send: Uint8Array[], code: number, precede?: Reply[]) => ({
   name,
   send,
   expect: [{ close: code }],
   tcpCloses: true,
-  mayPrecede,
+  precede,
 });
 const echoes = (name: string, send: Uint8Array[], expect: Reply[]) => ({
   name,
