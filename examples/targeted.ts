@@ -45,12 +45,12 @@ const key = await crypto.subtle.importKey(
 const byAddress = new Map<string, Set<Connection>>();
 
 function readSecret(): string {
-  let secret: string | undefined;
-  try {
-    secret = Deno.env.get(SECRET_VARIABLE);
-  } catch {
+  // Asking first, rather than catching, keeps Deno from prompting on a terminal.
+  const access = Deno.permissions.querySync({ name: "env", variable: SECRET_VARIABLE });
+  if (access.state !== "granted") {
     throw new Error(`needs --allow-env=${SECRET_VARIABLE} to read the token secret`);
   }
+  const secret = Deno.env.get(SECRET_VARIABLE);
   if (!secret || secret.length < MIN_SECRET_LENGTH) {
     throw new Error(
       `${SECRET_VARIABLE} must hold a secret of at least ${MIN_SECRET_LENGTH} characters`,
