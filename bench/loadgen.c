@@ -258,6 +258,17 @@ static void echo_send(conn_t *c) {
   queue_frame(c, OP_TEXT, buf, opt.size);
 }
 
+/** Parses n decimal digits (sscanf would cost more than the server's work per message). */
+static int digits(const uint8_t *p, int n, int *out) {
+  int v = 0;
+  for (int i = 0; i < n; i++) {
+    if (p[i] < '0' || p[i] > '9') return 0;
+    v = v * 10 + (p[i] - '0');
+  }
+  *out = v;
+  return 1;
+}
+
 static void on_message(conn_t *c, int opcode, const uint8_t *p, size_t len, double t) {
   if (opcode == OP_PING) {
     queue_frame(c, OP_PONG, p, len);
@@ -277,7 +288,7 @@ static void on_message(conn_t *c, int opcode, const uint8_t *p, size_t len, doub
     }
     if ((int)len != opt.line_bytes) return fail(c, "line of %zu bytes", len);
     int id = 0, seq = 0;
-    if (p[0] == 'B' && sscanf((const char *)p + 1, "%4d:%7d", &id, &seq) == 2) {
+    if (p[0] == 'B' && digits(p + 1, 4, &id) && p[5] == ':' && digits(p + 6, 7, &seq)) {
       if (id != cur_burst || id != c->burst_id || seq != c->burst_next) {
         return fail(c, "burst %d line %d, expected burst %d line %d", id, seq, c->burst_id,
                     c->burst_next);
@@ -288,7 +299,7 @@ static void on_message(conn_t *c, int opcode, const uint8_t *p, size_t len, doub
         burst_done_clients++;
         burst_last = t;
       }
-    } else if (p[0] == 'V' && sscanf((const char *)p + 1, "%7d", &seq) == 1) {
+    } else if (p[0] == 'V' && digits(p + 1, 7, &seq)) {
       if (seq != c->waves_seen || seq != cur_wave) {
         return fail(c, "wave %d, expected %d", seq, c->waves_seen);
       }
@@ -648,11 +659,13 @@ static void mode_bcast(double deadline) {
   long got = (long)n_open * opt.lines * done;
   printf("{\"ok\":%s,\"mode\":\"bcast\",\"clients\":%d,\"open\":%d,\"lines\":%d,\"bursts\":%d,"
          "\"msgPerSec\":%.0f,\"burstSeconds\":%.6f,\"serverCpu\":%.3f,\"loadgenCpu\":%.3f,"
+         "\"serverCpuNsPerMsg\":%.1f,"
          "\"waves\":%d,\"waveP50Ms\":%.2f,\"waveAllMs\":%.2f,\"expected\":%ld,\"received\":%ld,"
          "\"errors\":%ld,\"firstError\":\"%s\"}\n",
          (errors == 0 && got == expected && waves == opt.waves) ? "true" : "false", opt.clients,
          n_open, opt.lines, done, total_t > 0 ? (double)got / total_t : 0, total_t,
-         total_t > 0 ? scpu / total_t : 0, total_t > 0 ? lcpu / total_t : 0, waves,
+         total_t > 0 ? scpu / total_t : 0, total_t > 0 ? lcpu / total_t : 0,
+         got > 0 ? scpu * 1e9 / got : 0, waves,
          waves ? pct(p50s, waves, 0.5) : 0, waves ? pct(maxs, waves, 0.5) : 0, expected, got,
          errors, first_error);
 }
