@@ -82,6 +82,8 @@ export class Client implements Connection {
   #outBytes = 0;
   #inFlight = 0;
   #writing = false;
+  /** Whether the host already holds this client in its list to flush this turn. */
+  #flushQueued = false;
   #drained: (() => void)[] = [];
 
   constructor(conn: Deno.Conn, host: ClientHost, now: number) {
@@ -157,6 +159,7 @@ export class Client implements Connection {
 
   /** Starts writing what is queued, if not writing already. */
   flush(): void {
+    this.#flushQueued = false;
     if (!this.#writing && this.#outBytes > 0) this.#pump();
   }
 
@@ -196,7 +199,11 @@ export class Client implements Connection {
   #push(parts: readonly Uint8Array[], size: number): void {
     for (const p of parts) this.#out.push(p);
     this.#outBytes += size;
-    this.#host.markDirty(this);
+    // Once per turn, not once per frame: a burst of lines would list the client once each.
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      this.#host.markDirty(this);
+    }
   }
 
   async #read(): Promise<number | null> {
