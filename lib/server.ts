@@ -26,6 +26,8 @@ const ACCEPT_BACKOFF_MAX_MS = 1000;
 /** While this many bytes wait in client queues, the FIFO reader pauses (up to FIFO_PAUSE_MS). */
 const FIFO_HIGH_WATER = 64 * 1024 * 1024;
 const FIFO_PAUSE_MS = 1000;
+/** One FIFO read's frames up to this size are joined into one buffer shared by all clients. */
+const SHARED_BATCH_LIMIT = 1024 * 1024;
 
 /** Counters for logs and tests. */
 export interface ServerStats {
@@ -275,7 +277,7 @@ export class PushServer implements Server, ClientHost {
     this.stats.fifoLines += lines.length;
     const h = this.#handlers.fifo;
     if (!h) {
-      for (const line of lines) this.broadcast(line);
+      this.#broadcastLines(lines);
     } else {
       for (const line of lines) {
         const pending = this.#call("fifo", null, () => h(line, this));
@@ -284,6 +286,23 @@ export class PushServer implements Server, ClientHost {
     }
     this.#flushDirty();
     await this.#backpressure();
+  }
+
+  /**
+   * Broadcasts lines as `broadcast` would, one at a time, but frames them all once into one
+   * buffer that every client's queue shares: one enqueue and one write per client per read.
+   */
+  #broadcastLines(lines: string[]): void {
+    const frames: Uint8Array[] = [];
+    let total = 0;
+    for (const line of lines) {
+      for (const part of encodeFrame(Opcode.TEXT, encoder.encode(line))) {
+        frames.push(part);
+        total += part.length;
+      }
+    }
+    const shared = total <= SHARED_BATCH_LIMIT ? [concat(frames, total)] : frames;
+    for (const client of this.#open) client.enqueue(shared);
   }
 
   /** Pauses the FIFO while too much waits in client queues, for at most FIFO_PAUSE_MS. */
@@ -379,6 +398,17 @@ export class PushServer implements Server, ClientHost {
       return false;
     }
   }
+}
+
+function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 function refuse(status: number, message: string): UpgradeDecision {
