@@ -765,6 +765,8 @@ int main(int argc, char **argv) {
   }
   if (opt.mode[0] == 'e' && opt.size > 65536) opt.size = 65536;
   double deadline = now() + opt.timeout;
+  // A hard bound as well: a server that stops reading its FIFO would block a write forever.
+  alarm((unsigned)opt.timeout + 15);
   conns = calloc(opt.clients, sizeof(conn_t));
   rdbuf = malloc(READ_BUF);
   epfd = epoll_create1(0);
