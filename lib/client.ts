@@ -157,10 +157,14 @@ export class Client implements Connection {
     return true;
   }
 
-  /** Starts writing what is queued, if not writing already. */
-  flush(): void {
+  /**
+   * Starts writing what is queued, if not writing already. Returns a promise that settles
+   * once that queue is written (or the socket is gone), or null when no write was started.
+   */
+  flush(): Promise<void> | null {
     this.#flushQueued = false;
-    if (!this.#writing && this.#outBytes > 0) this.#pump();
+    if (this.#writing || this.#outBytes === 0) return null;
+    return this.#pump();
   }
 
   /** Resolves once everything queued so far is written (or the socket is gone). */

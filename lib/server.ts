@@ -26,6 +26,9 @@ const ACCEPT_BACKOFF_MAX_MS = 1000;
 /** While this many bytes wait in client queues, the FIFO reader pauses (up to FIFO_PAUSE_MS). */
 const FIFO_HIGH_WATER = 64 * 1024 * 1024;
 const FIFO_PAUSE_MS = 1000;
+/** Most clients whose writes are started at once (see #flushDirty). */
+const FLUSH_WINDOW = 256;
+const FLUSH_WINDOW_WAIT_MS = 5;
 /** One FIFO read's frames up to this size are joined into one buffer shared by all clients. */
 const SHARED_BATCH_LIMIT = 1024 * 1024;
 
@@ -47,6 +50,10 @@ export class PushServer implements Server, ClientHost {
   readonly #open = new Set<Client>();
   #dirty: Client[] = [];
   #flushScheduled = false;
+  /** Clients waiting for a flush window (see #flushDirty); entries before #flushHead are done. */
+  #flushQueue: Client[] = [];
+  #flushHead = 0;
+  #flushing = false;
   #listener: Deno.TcpListener | null = null;
   #fifo: FifoReader | null = null;
   #fifoDone: Promise<void> = Promise.resolve();
@@ -252,11 +259,44 @@ export class PushServer implements Server, ClientHost {
     client.run();
   }
 
+  /**
+   * Starts the writes of every client that queued frames this turn. Up to FLUSH_WINDOW go at
+   * once; more are started a window at a time, each window once the previous one's writes
+   * have settled (or FLUSH_WINDOW_WAIT_MS passed, so a stalled socket holds no one up).
+   * Deno's cost per async write grows with the writes pending at once: at 10,000 clients
+   * one 100 B line cost ~20-30 µs per write all at once, ~12-14 µs in windows of 100-300.
+   */
   #flushDirty(): void {
     this.#flushScheduled = false;
     const dirty = this.#dirty;
     this.#dirty = [];
-    for (const client of dirty) client.flush();
+    if (!this.#flushing && dirty.length <= FLUSH_WINDOW) {
+      for (const client of dirty) client.flush();
+      return;
+    }
+    // Each client is listed at most once (see Client#flushQueued), so this stays bounded.
+    for (const client of dirty) this.#flushQueue.push(client);
+    if (!this.#flushing) this.#flushWindows();
+  }
+
+  async #flushWindows(): Promise<void> {
+    this.#flushing = true;
+    try {
+      while (this.#flushHead < this.#flushQueue.length) {
+        const end = Math.min(this.#flushHead + FLUSH_WINDOW, this.#flushQueue.length);
+        const writes: Promise<void>[] = [];
+        for (let i = this.#flushHead; i < end; i++) {
+          const pending = this.#flushQueue[i].flush();
+          if (pending) writes.push(pending);
+        }
+        this.#flushHead = end;
+        if (writes.length > 0) await settledOrTimeout(writes, FLUSH_WINDOW_WAIT_MS);
+      }
+    } finally {
+      this.#flushQueue = [];
+      this.#flushHead = 0;
+      this.#flushing = false;
+    }
   }
 
   #housekeeping(): void {
@@ -397,6 +437,17 @@ export class PushServer implements Server, ClientHost {
       this.log.error(`broadcast filter failed (connection ${client.id}): ${errorMessage(e)}`);
       return false;
     }
+  }
+}
+
+/** Resolves once every promise settled, or after `ms`, whichever is first. Never rejects. */
+async function settledOrTimeout(pending: Promise<void>[], ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
+  try {
+    await Promise.race([Promise.allSettled(pending), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
