@@ -44,6 +44,11 @@ export interface ClientHost {
 type Phase = "handshake" | "open" | "closing" | "finishing" | "closed";
 
 const MIN_READ = 1024;
+/**
+ * An open connection starts reading with this little: each idle connection keeps one read
+ * pending with its buffer. A full read grows it (x4), as for any buffer.
+ */
+const IDLE_READ = 256;
 const MAX_READ = 256 * 1024;
 /** Frames up to this size are copied together into one write. */
 const COALESCE_LIMIT = 256 * 1024;
@@ -259,6 +264,7 @@ export class Client implements Connection {
     await this.#writeAll(acceptResponse(key, decision.protocol || undefined));
     const o = this.#host.options;
     this.#codec = new Codec({ maxMessageSize: o.maxMessageSize });
+    this.#buf = new Uint8Array(IDLE_READ);
     this.#phase = "open";
     this.#deadline = 0;
     this.#wasOpened = true;
