@@ -246,10 +246,24 @@ static void queue_frame(conn_t *c, int opcode, const uint8_t *payload, size_t le
 
 // ---- workloads: what a received message means ----
 
+static void hex8(uint8_t *out, uint32_t v) {
+  static const char digits[] = "0123456789abcdef";
+  for (int i = 7; i >= 0; i--, v >>= 4) out[i] = digits[v & 15];
+}
+
+/** "E", the connection and the sequence number in hex, then letters (no snprintf: hot). */
 static void echo_payload(uint8_t *out, int conn, uint64_t seq, int size) {
-  char head[32];
-  int n = snprintf(head, sizeof head, "E%08x%08llx", conn, (unsigned long long)seq);
-  for (int i = 0; i < size; i++) out[i] = i < n ? head[i] : (uint8_t)('a' + (seq + i) % 26);
+  uint8_t head[17];
+  head[0] = 'E';
+  hex8(head + 1, (uint32_t)conn);
+  hex8(head + 9, (uint32_t)seq);
+  int n = size < 17 ? size : 17;
+  memcpy(out, head, n);
+  uint8_t c = (uint8_t)((seq + n) % 26);
+  for (int i = n; i < size; i++) {
+    out[i] = 'a' + c;
+    if (++c == 26) c = 0;
+  }
 }
 
 static void echo_send(conn_t *c) {
