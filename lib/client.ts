@@ -3,7 +3,7 @@
 
 import { Codec, type CodecEvent } from "./codec.ts";
 import { CloseCode } from "./close_codes.ts";
-import { encodeFrame, Opcode } from "./frame.ts";
+import { encodeFrame, encodeTextFrame, Opcode } from "./frame.ts";
 import {
   acceptResponse,
   errorResponse,
@@ -52,7 +52,6 @@ const IDLE_READ = 256;
 const MAX_READ = 256 * 1024;
 /** Frames up to this size are copied together into one write. */
 const COALESCE_LIMIT = 256 * 1024;
-const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 
 let nextId = 1;
@@ -133,9 +132,8 @@ export class Client implements Connection {
 
   send(message: Message): boolean {
     if (this.#phase !== "open") return false;
-    const bytes = typeof message === "string" ? encoder.encode(message) : message;
-    const opcode = typeof message === "string" ? Opcode.TEXT : Opcode.BINARY;
-    return this.enqueue(encodeFrame(opcode, bytes));
+    if (typeof message === "string") return this.enqueue(encodeTextFrame(message));
+    return this.enqueue(encodeFrame(Opcode.BINARY, message));
   }
 
   close(code: number = CloseCode.NORMAL_CLOSURE, reason = ""): void {

@@ -5,7 +5,7 @@ import { Client, type ClientHost, type UpgradeDecision } from "./client.ts";
 import type { CodecEvent } from "./codec.ts";
 import { CloseCode } from "./close_codes.ts";
 import { FifoReader } from "./fifo.ts";
-import { encodeFrame, Opcode } from "./frame.ts";
+import { encodeFrame, encodeTextFrame, Opcode } from "./frame.ts";
 import type { HttpRequest, UpgradeRequest as WsUpgrade } from "./handshake.ts";
 import type {
   CloseInfo,
@@ -20,7 +20,6 @@ import type {
 import { errorMessage } from "./log.ts";
 import type { Options } from "./options.ts";
 
-const encoder = new TextEncoder();
 const ACCEPT_BACKOFF_MIN_MS = 10;
 const ACCEPT_BACKOFF_MAX_MS = 1000;
 /** While this many bytes wait in client queues, the FIFO reader pauses (up to FIFO_PAUSE_MS). */
@@ -93,7 +92,7 @@ export class PushServer implements Server, ClientHost {
   broadcast(message: Message, filter?: (conn: Connection) => boolean): number {
     // Encoded once: every client's queue holds the same bytes.
     const frame = typeof message === "string"
-      ? encodeFrame(Opcode.TEXT, encoder.encode(message))
+      ? encodeTextFrame(message)
       : encodeFrame(Opcode.BINARY, message);
     let sent = 0;
     for (const client of this.#open) {
@@ -336,7 +335,7 @@ export class PushServer implements Server, ClientHost {
     const frames: Uint8Array[] = [];
     let total = 0;
     for (const line of lines) {
-      for (const part of encodeFrame(Opcode.TEXT, encoder.encode(line))) {
+      for (const part of encodeTextFrame(line)) {
         frames.push(part);
         total += part.length;
       }
