@@ -3,7 +3,7 @@
 
 import { Codec, type CodecEvent } from "./codec.ts";
 import { CloseCode } from "./close_codes.ts";
-import { encodeFrame, MAX_FRAME_HEADER, MERGE_LIMIT, Opcode } from "./frame.ts";
+import { encodeFrame, encodeTextFrame, MAX_FRAME_HEADER, MERGE_LIMIT, Opcode } from "./frame.ts";
 import {
   acceptResponse,
   errorResponse,
@@ -44,10 +44,14 @@ export interface ClientHost {
 type Phase = "handshake" | "open" | "closing" | "finishing" | "closed";
 
 const MIN_READ = 1024;
+/**
+ * An open connection starts reading with this little: each idle connection keeps one read
+ * pending with its buffer. A full read grows it (x4), as for any buffer.
+ */
+const IDLE_READ = 256;
 const MAX_READ = 256 * 1024;
 /** Frames up to this size are copied together into one write. */
 const COALESCE_LIMIT = 256 * 1024;
-const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 
 let nextId = 1;
@@ -82,6 +86,8 @@ export class Client implements Connection {
   #outBytes = 0;
   #inFlight = 0;
   #writing = false;
+  /** Whether the host already holds this client in its list to flush this turn. */
+  #flushQueued = false;
   #drained: (() => void)[] = [];
 
   constructor(conn: Deno.Conn, host: ClientHost, now: number) {
@@ -126,9 +132,8 @@ export class Client implements Connection {
 
   send(message: Message): boolean {
     if (this.#phase !== "open") return false;
-    const bytes = typeof message === "string" ? encoder.encode(message) : message;
-    const opcode = typeof message === "string" ? Opcode.TEXT : Opcode.BINARY;
-    return this.enqueue(encodeFrame(opcode, bytes));
+    if (typeof message === "string") return this.enqueue(encodeTextFrame(message));
+    return this.enqueue(encodeFrame(Opcode.BINARY, message));
   }
 
   close(code: number = CloseCode.NORMAL_CLOSURE, reason = ""): void {
@@ -155,9 +160,14 @@ export class Client implements Connection {
     return true;
   }
 
-  /** Starts writing what is queued, if not writing already. */
-  flush(): void {
-    if (!this.#writing && this.#outBytes > 0) this.#pump();
+  /**
+   * Starts writing what is queued, if not writing already. Returns a promise that settles
+   * once that queue is written (or the socket is gone), or null when no write was started.
+   */
+  flush(): Promise<void> | null {
+    this.#flushQueued = false;
+    if (this.#writing || this.#outBytes === 0) return null;
+    return this.#pump();
   }
 
   /** Resolves once everything queued so far is written (or the socket is gone). */
@@ -196,7 +206,11 @@ export class Client implements Connection {
   #push(parts: readonly Uint8Array[], size: number): void {
     for (const p of parts) this.#out.push(p);
     this.#outBytes += size;
-    this.#host.markDirty(this);
+    // Once per turn, not once per frame: a burst of lines would list the client once each.
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      this.#host.markDirty(this);
+    }
   }
 
   async #read(): Promise<number | null> {
@@ -248,6 +262,7 @@ export class Client implements Connection {
     await this.#writeAll(acceptResponse(key, decision.protocol || undefined));
     const o = this.#host.options;
     this.#codec = new Codec({ maxMessageSize: o.maxMessageSize });
+    this.#buf = new Uint8Array(IDLE_READ);
     this.#phase = "open";
     this.#deadline = 0;
     this.#wasOpened = true;
@@ -440,9 +455,10 @@ export class Client implements Connection {
 }
 
 /**
- * Whether a queued part is a frame's payload queued apart from its header. Every whole frame
- * (a merged header and payload, or a control frame) is at most MERGE_LIMIT plus a header long,
- * so anything longer is the second half of an `encodeFrame` pair.
+ * Whether a queued part may be a frame's payload queued apart from its header. A single whole
+ * frame (a merged header and payload, or a control frame) is at most MERGE_LIMIT plus a header
+ * long, so a longer part is the second half of an `encodeFrame` pair, or else a run of whole
+ * frames (a FIFO batch), which is just as safe to keep.
  */
 function isBarePayload(part: Uint8Array): boolean {
   return part.length > MERGE_LIMIT + MAX_FRAME_HEADER;

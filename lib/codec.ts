@@ -354,17 +354,24 @@ export class Codec {
       this.#msgLen = 0;
       this.#fragments = 0;
       this.#utf8.reset();
-      // A single-frame message gets exactly its size; a fragmented one grows as it goes.
-      const capacity = h.fin ? h.payloadLength : Math.max(h.payloadLength, FIRST_MESSAGE_CAPACITY);
-      this.#msg = new Uint8Array(Math.min(capacity, this.#maxMessage));
+      // Allocated with the first payload bytes, unless the whole frame is at hand then.
+      this.#msg = null;
     } else {
       this.#reserve(this.#msgLen + h.payloadLength);
     }
     this.#fragments++;
   }
 
+  /** The message buffer: a single-frame message gets exactly its size; a fragmented one grows. */
+  #message(h: FrameHeader): Uint8Array {
+    if (this.#msg) return this.#msg;
+    const capacity = h.fin ? h.payloadLength : Math.max(h.payloadLength, FIRST_MESSAGE_CAPACITY);
+    this.#msg = new Uint8Array(Math.min(capacity, this.#maxMessage));
+    return this.#msg;
+  }
+
   #reserve(size: number): void {
-    const msg = this.#msg!;
+    const msg = this.#message(this.#header!);
     if (size <= msg.length) return;
     const grown = new Uint8Array(Math.min(Math.max(size, msg.length * 2), this.#maxMessage));
     grown.set(msg.subarray(0, this.#msgLen));
@@ -379,13 +386,18 @@ export class Codec {
     if (h.mask) applyMask(piece, h.mask, this.#payloadDone);
     if (isControlOpcode(h.opcode)) {
       this.#control!.set(piece, this.#payloadDone);
+    } else if (this.#msg === null && h.fin && take === h.payloadLength) {
+      // A whole single-frame message in this chunk: decoded from the chunk, never buffered.
+      this.#header = null;
+      this.#wholeMessage(piece);
+      return take;
     } else {
       // RFC 6455 §8.1: fail as soon as the text is known to be invalid, mid-frame included.
       if (this.#msgOpcode === Opcode.TEXT && !this.#utf8.push(piece)) {
         this.fail(CloseCode.INVALID_PAYLOAD_DATA, "invalid UTF-8 in text message");
         return take;
       }
-      this.#msg!.set(piece, this.#msgLen);
+      this.#message(h).set(piece, this.#msgLen);
       this.#msgLen += take;
     }
     this.#payloadDone += take;
@@ -405,9 +417,30 @@ export class Codec {
     }
   }
 
+  /** Ends a message that came in one frame, all in one chunk; `payload` is unmasked. */
+  #wholeMessage(payload: Uint8Array): void {
+    const opcode = this.#msgOpcode;
+    this.#msgOpcode = -1;
+    this.#fragments = 0;
+    if (opcode === Opcode.BINARY) {
+      this.#events.push({ type: "binary", data: payload.slice() });
+      return;
+    }
+    let text: string;
+    try {
+      // A fatal TextDecoder accepts exactly the UTF-8 that Utf8Validator does, in one call.
+      text = strictDecoder.decode(payload);
+    } catch {
+      // RFC 6455 §8.1: text that is not valid UTF-8 fails the connection.
+      this.fail(CloseCode.INVALID_PAYLOAD_DATA, "invalid UTF-8 in text message");
+      return;
+    }
+    this.#events.push({ type: "text", data: text });
+  }
+
   #endMessage(): void {
     const opcode = this.#msgOpcode;
-    const bytes = this.#msg!.subarray(0, this.#msgLen);
+    const bytes = this.#msg ? this.#msg.subarray(0, this.#msgLen) : new Uint8Array(0);
     this.#msgOpcode = -1;
     this.#msg = null;
     this.#msgLen = 0;

@@ -5,7 +5,7 @@ import { Client, type ClientHost, type UpgradeDecision } from "./client.ts";
 import type { CodecEvent } from "./codec.ts";
 import { CloseCode } from "./close_codes.ts";
 import { FifoReader } from "./fifo.ts";
-import { encodeFrame, Opcode } from "./frame.ts";
+import { encodeFrame, encodeTextFrame, Opcode } from "./frame.ts";
 import type { HttpRequest, UpgradeRequest as WsUpgrade } from "./handshake.ts";
 import type {
   CloseInfo,
@@ -20,12 +20,16 @@ import type {
 import { errorMessage } from "./log.ts";
 import type { Options } from "./options.ts";
 
-const encoder = new TextEncoder();
 const ACCEPT_BACKOFF_MIN_MS = 10;
 const ACCEPT_BACKOFF_MAX_MS = 1000;
 /** While this many bytes wait in client queues, the FIFO reader pauses (up to FIFO_PAUSE_MS). */
 const FIFO_HIGH_WATER = 64 * 1024 * 1024;
 const FIFO_PAUSE_MS = 1000;
+/** Most clients whose writes are started at once (see #flushDirty). */
+const FLUSH_WINDOW = 256;
+const FLUSH_WINDOW_WAIT_MS = 5;
+/** One FIFO read's frames up to this size are joined into one buffer shared by all clients. */
+const SHARED_BATCH_LIMIT = 1024 * 1024;
 
 /** Counters for logs and tests. */
 export interface ServerStats {
@@ -45,6 +49,10 @@ export class PushServer implements Server, ClientHost {
   readonly #open = new Set<Client>();
   #dirty: Client[] = [];
   #flushScheduled = false;
+  /** Clients waiting for a flush window (see #flushDirty); entries before #flushHead are done. */
+  #flushQueue: Client[] = [];
+  #flushHead = 0;
+  #flushing = false;
   #listener: Deno.TcpListener | null = null;
   #fifo: FifoReader | null = null;
   #timers: ReturnType<typeof setInterval>[] = [];
@@ -86,7 +94,7 @@ export class PushServer implements Server, ClientHost {
   broadcast(message: Message, filter?: (conn: Connection) => boolean): number {
     // Encoded once: every client's queue holds the same bytes.
     const frame = typeof message === "string"
-      ? encodeFrame(Opcode.TEXT, encoder.encode(message))
+      ? encodeTextFrame(message)
       : encodeFrame(Opcode.BINARY, message);
     let sent = 0;
     for (const client of this.#open) {
@@ -267,11 +275,44 @@ export class PushServer implements Server, ClientHost {
     client.run();
   }
 
+  /**
+   * Starts the writes of every client that queued frames this turn. Up to FLUSH_WINDOW go at
+   * once; more are started a window at a time, each window once the previous one's writes
+   * have settled (or FLUSH_WINDOW_WAIT_MS passed, so a stalled socket holds no one up).
+   * Deno's cost per async write grows with the writes pending at once: at 10,000 clients
+   * one 100 B line cost ~20-30 µs per write all at once, ~12-14 µs in windows of 100-300.
+   */
   #flushDirty(): void {
     this.#flushScheduled = false;
     const dirty = this.#dirty;
     this.#dirty = [];
-    for (const client of dirty) client.flush();
+    if (!this.#flushing && dirty.length <= FLUSH_WINDOW) {
+      for (const client of dirty) client.flush();
+      return;
+    }
+    // Each client is listed at most once (see Client#flushQueued), so this stays bounded.
+    for (const client of dirty) this.#flushQueue.push(client);
+    if (!this.#flushing) this.#flushWindows();
+  }
+
+  async #flushWindows(): Promise<void> {
+    this.#flushing = true;
+    try {
+      while (this.#flushHead < this.#flushQueue.length) {
+        const end = Math.min(this.#flushHead + FLUSH_WINDOW, this.#flushQueue.length);
+        const writes: Promise<void>[] = [];
+        for (let i = this.#flushHead; i < end; i++) {
+          const pending = this.#flushQueue[i].flush();
+          if (pending) writes.push(pending);
+        }
+        this.#flushHead = end;
+        if (writes.length > 0) await settledOrTimeout(writes, FLUSH_WINDOW_WAIT_MS);
+      }
+    } finally {
+      this.#flushQueue = [];
+      this.#flushHead = 0;
+      this.#flushing = false;
+    }
   }
 
   #housekeeping(): void {
@@ -292,7 +333,7 @@ export class PushServer implements Server, ClientHost {
     this.stats.fifoLines += lines.length;
     const h = this.#handlers.fifo;
     if (!h) {
-      for (const line of lines) this.broadcast(line);
+      this.#broadcastLines(lines);
     } else {
       for (const line of lines) {
         const pending = this.#call("fifo", null, () => h(line, this));
@@ -301,6 +342,23 @@ export class PushServer implements Server, ClientHost {
     }
     this.#flushDirty();
     await this.#backpressure();
+  }
+
+  /**
+   * Broadcasts lines as `broadcast` would, one at a time, but frames them all once into one
+   * buffer that every client's queue shares: one enqueue and one write per client per read.
+   */
+  #broadcastLines(lines: string[]): void {
+    const frames: Uint8Array[] = [];
+    let total = 0;
+    for (const line of lines) {
+      for (const part of encodeTextFrame(line)) {
+        frames.push(part);
+        total += part.length;
+      }
+    }
+    const shared = total <= SHARED_BATCH_LIMIT ? [concat(frames, total)] : frames;
+    for (const client of this.#open) client.enqueue(shared);
   }
 
   /** Pauses the FIFO while too much waits in client queues, for at most FIFO_PAUSE_MS. */
@@ -396,6 +454,28 @@ export class PushServer implements Server, ClientHost {
       return false;
     }
   }
+}
+
+/** Resolves once every promise settled, or after `ms`, whichever is first. Never rejects. */
+async function settledOrTimeout(pending: Promise<void>[], ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
+  try {
+    await Promise.race([Promise.allSettled(pending), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 function refuse(status: number, message: string): UpgradeDecision {

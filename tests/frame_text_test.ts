@@ -1,0 +1,55 @@
+// encodeTextFrame must produce exactly the bytes of encodeFrame(TEXT, UTF-8 of the text).
+
+import assert from "node:assert/strict";
+import { encodeFrame, encodeTextFrame, Opcode } from "../lib/frame.ts";
+
+function join(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+const LENGTHS = [
+  0,
+  1,
+  61,
+  62,
+  63,
+  64,
+  65,
+  124,
+  125,
+  126,
+  127,
+  255,
+  256,
+  257,
+  5461,
+  5462,
+  16384,
+  70000,
+];
+const PIECES = ["a", "é", "✓", "😀", "\u007f", "\u0080", "\ud800"];
+
+function sample(length: number, seed: number): string {
+  let s = "";
+  for (let i = 0; s.length < length; i++) {
+    s += seed === 0 ? "q" : PIECES[(i * seed + i) % PIECES.length];
+  }
+  return s.slice(0, length);
+}
+
+Deno.test("encodeTextFrame equals encodeFrame of the UTF-8 payload at every length class (RFC 6455 §5.2, §5.6)", () => {
+  const encoder = new TextEncoder();
+  for (const length of LENGTHS) {
+    for (const seed of [0, 1, 2, 3]) {
+      const text = sample(length, seed);
+      const expected = join(encodeFrame(Opcode.TEXT, encoder.encode(text)));
+      assert.deepEqual(join(encodeTextFrame(text)), expected, `length ${length}, seed ${seed}`);
+    }
+  }
+});
