@@ -423,7 +423,7 @@ export class Codec {
     this.#msgOpcode = -1;
     this.#fragments = 0;
     if (opcode === Opcode.BINARY) {
-      this.#events.push({ type: "binary", data: payload.slice() });
+      this.#emit({ type: "binary", data: payload.slice() });
       return;
     }
     let text: string;
@@ -435,7 +435,7 @@ export class Codec {
       this.fail(CloseCode.INVALID_PAYLOAD_DATA, "invalid UTF-8 in text message");
       return;
     }
-    this.#events.push({ type: "text", data: text });
+    this.#emit({ type: "text", data: text });
   }
 
   #endMessage(): void {
