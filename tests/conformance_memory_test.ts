@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
 import { Codec, type CodecEvent } from "../lib/codec.ts";
 import { encodeFrame, Opcode } from "../lib/frame.ts";
+import { concat } from "./support/feed.ts";
 import {
   ALIVE_PING,
   ALIVE_PONG,
@@ -92,16 +93,6 @@ function toReply(event: CodecEvent): Reply | null {
 
 function assertNever(value: never): never {
   throw new Error(`unexpected event ${JSON.stringify(value)}`);
-}
-
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }
 
 /** Asserts the outcome is one the case allows. */

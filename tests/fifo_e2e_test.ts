@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { RawClient } from "./support/raw_client.ts";
-import { type ServerProcess, startServer } from "./support/server_process.ts";
+import { type ServerProcess, withServer } from "./support/server_process.ts";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 const OPEN_LOG = /connection \d+ open from/;
@@ -43,18 +43,6 @@ async function waitUntilOpeningFifo(pid: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   await new Promise((resolve) => setTimeout(resolve, 500));
-}
-
-async function withServer(
-  args: string[],
-  fn: (server: ServerProcess) => Promise<void>,
-): Promise<void> {
-  const server = await startServer({ args });
-  try {
-    await fn(server);
-  } finally {
-    await server.stop();
-  }
 }
 
 Deno.test("a burst of 10,000 lines in one write reaches each of 50 clients, in order", () =>

@@ -2,7 +2,7 @@
 // and events from one source (a connection, or the FIFO) reach the handlers in order.
 
 import assert from "node:assert/strict";
-import { type ServerProcess, startServer } from "./support/server_process.ts";
+import { type ServerProcess, withServer } from "./support/server_process.ts";
 import { closeWs, connectWs, rawHandshake } from "./fixtures/clients.ts";
 
 const FIXTURE = new URL("./fixtures/events_handlers.ts", import.meta.url).pathname;
@@ -18,16 +18,12 @@ function eventsOf(server: ServerProcess, id: number): Recorded[] {
   return events(server).filter((e) => e.id === id);
 }
 
-async function withServer(
+/** Runs `body` against a server running the events fixture with extra `args`. */
+function withFixture(
   args: string[],
   body: (server: ServerProcess) => Promise<void>,
 ): Promise<void> {
-  const server = await startServer({ args: [FIXTURE, ...args] });
-  try {
-    await body(server);
-  } finally {
-    await server.stop();
-  }
+  return withServer([FIXTURE, ...args], body);
 }
 
 /** The id the server gave the most recent connection (from the fixture's `open` line). */
@@ -37,7 +33,7 @@ function lastOpenId(server: ServerProcess): number {
 }
 
 Deno.test("upgrade sees method, path, query, headers, cookies, Origin, address and subprotocols", async () => {
-  await withServer([], async (server) => {
+  await withFixture([], async (server) => {
     const client = await connectWs(server.port, "/room/7?user=ann&x=%C3%A9", {
       protocols: ["chat.v1", "chat.v2"],
       headers: {
@@ -66,7 +62,7 @@ Deno.test("upgrade sees method, path, query, headers, cookies, Origin, address a
 });
 
 Deno.test("start runs once after listening; connections wait until its promise settles", async () => {
-  await withServer([], async (server) => {
+  await withFixture([], async (server) => {
     const client = await connectWs(server.port);
     await server.waitForLog('"ev":"open"');
     const evs = events(server);
@@ -77,7 +73,7 @@ Deno.test("start runs once after listening; connections wait until its promise s
 });
 
 Deno.test("open, text, binary, ping and close fire with their arguments, in order", async () => {
-  await withServer([], async (server) => {
+  await withFixture([], async (server) => {
     const client = await connectWs(server.port, "/feed?user=bob", {
       protocols: ["chat.v2"],
       headers: { "X-Test": "1" },
@@ -118,7 +114,7 @@ Deno.test("open, text, binary, ping and close fire with their arguments, in orde
 });
 
 Deno.test("close reports clean: false and 1006 when the TCP connection just drops (RFC 6455 §7.1.5)", async () => {
-  await withServer([], async (server) => {
+  await withFixture([], async (server) => {
     const raw = await rawHandshake(server.port);
     assert.equal(raw.status, 101);
     await server.waitForLog('"ev":"open"');
@@ -136,7 +132,7 @@ Deno.test("close reports clean: false and 1006 when the TCP connection just drop
 });
 
 Deno.test("a slow async handler holds back only its own connection; each stays in order", async () => {
-  await withServer([], async (server) => {
+  await withFixture([], async (server) => {
     const a = await connectWs(server.port, "/?user=a");
     const b = await connectWs(server.port, "/?user=b");
     a.ws.send("slow:400");
@@ -165,7 +161,7 @@ Deno.test("a slow async handler holds back only its own connection; each stays i
 });
 
 Deno.test("fifo gets every line in order, even when it is async; broadcast filters by connection", async () => {
-  await withServer([], async (server) => {
+  await withFixture([], async (server) => {
     const a = await connectWs(server.port);
     await server.waitForLog('"ev":"open"');
     const aId = lastOpenId(server);
@@ -197,7 +193,7 @@ Deno.test("fifo gets every line in order, even when it is async; broadcast filte
 });
 
 Deno.test("loop runs on every tick and shutdown runs on SIGTERM", async () => {
-  await withServer(["--tick", "30ms"], async (server) => {
+  await withFixture(["--tick", "30ms"], async (server) => {
     const client = await connectWs(server.port);
     await server.waitForLog('"tick":3');
     const loops = events(server).filter((e) => e.ev === "loop");

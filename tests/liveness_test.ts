@@ -3,25 +3,13 @@
 
 import assert from "node:assert/strict";
 import { closeBody, parseClose, RawClient } from "./support/raw_client.ts";
-import { type ServerProcess, startServer } from "./support/server_process.ts";
+import { withServer } from "./support/server_process.ts";
 
 const PING = 0x9;
 const PONG = 0xa;
 const CLOSE = 0x8;
 const TEXT = 0x1;
 const decoder = new TextDecoder();
-
-async function withServer(
-  args: string[],
-  fn: (server: ServerProcess) => Promise<void>,
-): Promise<void> {
-  const server = await startServer({ args });
-  try {
-    await fn(server);
-  } finally {
-    await server.stop();
-  }
-}
 
 const LIVENESS = ["--ping-interval", "300ms", "--pong-timeout", "300ms"];
 

@@ -3,7 +3,7 @@
 // --allowed-origin, --subprotocol and --trusted-proxy options.
 
 import assert from "node:assert/strict";
-import { type ServerProcess, startServer } from "./support/server_process.ts";
+import { type ServerProcess, withServer } from "./support/server_process.ts";
 import {
   closeWs,
   connectWs,
@@ -15,15 +15,6 @@ import {
 const FIXTURE = new URL("./fixtures/upgrade_handlers.ts", import.meta.url).pathname;
 const FAILING = new URL("./fixtures/failing_handlers.ts", import.meta.url).pathname;
 const COOKIE = { Cookie: "session=s3cret" };
-
-async function withServer(args: string[], body: (s: ServerProcess) => Promise<void>) {
-  const server = await startServer({ args });
-  try {
-    await body(server);
-  } finally {
-    await server.stop();
-  }
-}
 
 function refusedWith(status: number) {
   return (e: unknown) => {

@@ -180,3 +180,16 @@ async function run(cmd: string, args: string[]): Promise<void> {
   const out = await new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).output();
   if (!out.success) throw new Error(`${cmd} ${args.join(" ")}: ${decoder.decode(out.stderr)}`);
 }
+
+/** Runs `body` against a fresh server started with `args`, and stops the server afterwards. */
+export async function withServer(
+  args: readonly string[],
+  body: (server: ServerProcess) => Promise<void>,
+): Promise<void> {
+  const server = await startServer({ args });
+  try {
+    await body(server);
+  } finally {
+    await server.stop();
+  }
+}
