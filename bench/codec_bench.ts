@@ -32,37 +32,28 @@ const SIZES: [string, number][] = [["5 B", 5], ["125 B", 125], ["64 KiB", 65536]
   1 << 20,
 ]];
 
-for (const [label, size] of SIZES) {
-  const frame = clientFrame(Opcode.BINARY, textPayload(size));
-  const work = new Uint8Array(frame.length);
-  const codec = new Codec({ maxMessageSize: 2 << 20 });
-  Deno.bench({
-    name: `parse binary frame ${label}`,
-    group: "parse",
-    n: size >= 65536 ? 200 : undefined,
-    fn() {
-      // receive() unmasks in place, so each run gets a fresh copy of the masked frame.
-      work.set(frame);
-      codec.receive(work);
-      if (codec.takeEvents().length !== 1) throw new Error("expected one message");
-    },
-  });
-}
+const PARSE_KINDS: [string, number, string][] = [
+  ["binary frame", Opcode.BINARY, "parse"],
+  ["text frame", Opcode.TEXT, "parse text"],
+];
 
-for (const [label, size] of SIZES) {
-  const frame = clientFrame(Opcode.TEXT, textPayload(size));
-  const work = new Uint8Array(frame.length);
-  const codec = new Codec({ maxMessageSize: 2 << 20 });
-  Deno.bench({
-    name: `parse text frame ${label} (UTF-8 check and decode)`,
-    group: "parse text",
-    n: size >= 65536 ? 200 : undefined,
-    fn() {
-      work.set(frame);
-      codec.receive(work);
-      if (codec.takeEvents().length !== 1) throw new Error("expected one message");
-    },
-  });
+for (const [kind, opcode, group] of PARSE_KINDS) {
+  for (const [label, size] of SIZES) {
+    const frame = clientFrame(opcode, textPayload(size));
+    const work = new Uint8Array(frame.length);
+    const codec = new Codec({ maxMessageSize: 2 << 20 });
+    Deno.bench({
+      name: `parse ${kind} ${label}${opcode === Opcode.TEXT ? " (UTF-8 check and decode)" : ""}`,
+      group,
+      n: size >= 65536 ? 200 : undefined,
+      fn() {
+        // receive() unmasks in place, so each run gets a fresh copy of the masked frame.
+        work.set(frame);
+        codec.receive(work);
+        if (codec.takeEvents().length !== 1) throw new Error("expected one message");
+      },
+    });
+  }
 }
 
 for (const [label, size] of SIZES) {
