@@ -53,6 +53,9 @@ const MAX_READ = 256 * 1024;
 /** Frames up to this size are copied together into one write. */
 const COALESCE_LIMIT = 256 * 1024;
 const EMPTY = new Uint8Array(0);
+const NO_HEADERS: ReadonlyMap<string, string> = new Map();
+/** A request-target whose path `new URL` would return unchanged: no dot, percent, "//" start. */
+const PLAIN_PATH = /^\/(?!\/)[A-Za-z0-9\-_~!$&'()*+,;=:@/]*$/;
 
 let nextId = 1;
 
@@ -60,9 +63,7 @@ let nextId = 1;
 export class Client implements Connection {
   readonly id = nextId++;
   remoteAddress: string;
-  path = "";
-  query = new URLSearchParams();
-  headers: ReadonlyMap<string, string> = new Map();
+  headers: ReadonlyMap<string, string> = NO_HEADERS;
   protocol = "";
   data: unknown = undefined;
 
@@ -73,6 +74,10 @@ export class Client implements Connection {
   #buf = new Uint8Array(MIN_READ);
   #closeInfo: CloseInfo | null = null;
   #wasOpened = false;
+  /** The request-target; `path` and `query` are derived from it when first asked for. */
+  #target = "";
+  #path: string | null = null;
+  #query: URLSearchParams | null = null;
 
   // Timing, in Date.now() milliseconds; checked by the server's shared timer.
   #deadline: number;
@@ -102,6 +107,17 @@ export class Client implements Connection {
   /** The peer address of the TCP connection (before any proxy header is believed). */
   get peerAddress(): string {
     return (this.#conn.remoteAddr as Deno.NetAddr).hostname ?? "";
+  }
+
+  /** The path without the query, e.g. "/chat" (empty before the handshake). */
+  get path(): string {
+    return this.#path ??= pathOf(this.#target);
+  }
+
+  get query(): URLSearchParams {
+    return this.#query ??= this.#target
+      ? new URL(this.#target, "http://localhost").searchParams
+      : new URLSearchParams();
   }
 
   get bufferedAmount(): number {
@@ -236,7 +252,7 @@ export class Client implements Connection {
       if ("status" in result) return await this.#refuse(result);
       const ws = validateUpgrade(result.request);
       if ("status" in ws) return await this.#refuse(ws);
-      const trailing = result.trailing.slice();
+      const trailing = result.trailing.length > 0 ? result.trailing.slice() : EMPTY;
       this.#describe(result.request);
       const decision = await this.#host.decideUpgrade(this, result.request, ws);
       if (this.#phase === "closed") return false;
@@ -246,9 +262,7 @@ export class Client implements Connection {
   }
 
   #describe(request: HttpRequest): void {
-    const url = new URL(request.target, "http://localhost");
-    this.path = url.pathname;
-    this.query = url.searchParams;
+    this.#target = request.target;
     this.headers = request.headers;
   }
 
@@ -269,7 +283,8 @@ export class Client implements Connection {
     await this.#host.opened(this);
     if (trailing.length > 0) {
       this.#codec.receive(trailing);
-      await this.#process();
+      const pending = this.#process();
+      if (pending) await pending;
     }
     return true;
   }
@@ -286,15 +301,19 @@ export class Client implements Connection {
   async #readFrames(): Promise<void> {
     const codec = this.#codec!;
     while (!codec.closeExpected) {
-      const n = await this.#read();
+      // Read here rather than through #read: an idle connection then keeps one fewer
+      // suspended async frame and promise alive while it waits.
+      const n = await this.#conn.read(this.#buf);
       if (n === null) {
         codec.receiveEof();
       } else {
+        this.#lastRead = Date.now();
         this.#pingSentAt = 0;
         codec.receive(this.#buf.subarray(0, n));
         this.#resizeBuffer(n);
       }
-      await this.#process();
+      const pending = this.#process();
+      if (pending) await pending;
     }
     this.#phase = "finishing";
     this.#deadline = Date.now() + this.#host.options.closeTimeout;
@@ -460,6 +479,15 @@ export class Client implements Connection {
  * long, so a longer part is the second half of an `encodeFrame` pair, or else a run of whole
  * frames (a FIFO batch), which is just as safe to keep.
  */
+/** The pathname `new URL(target, base)` gives, without parsing a URL for the usual plain path. */
+function pathOf(target: string): string {
+  if (target === "") return "";
+  const q = target.indexOf("?");
+  const path = q < 0 ? target : target.slice(0, q);
+  if (PLAIN_PATH.test(path)) return path;
+  return new URL(target, "http://localhost").pathname;
+}
+
 function isBarePayload(part: Uint8Array): boolean {
   return part.length > MERGE_LIMIT + MAX_FRAME_HEADER;
 }

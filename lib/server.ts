@@ -379,7 +379,10 @@ export class PushServer implements Server, ClientHost {
     return {
       method: request.method,
       path: client.path,
-      query: client.query,
+      // Parsed only if the handler asks: most never look at the query.
+      get query() {
+        return client.query;
+      },
       headers: request.headers,
       cookies: parseCookies(request.headers.get("cookie")),
       origin: request.headers.get("origin"),
