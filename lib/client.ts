@@ -91,6 +91,7 @@ export class Client implements Connection {
   #outBytes = 0;
   #inFlight = 0;
   #writing = false;
+  #noDelay = false;
   /** Whether the host already holds this client in its list to flush this turn. */
   #flushQueued = false;
   #drained: (() => void)[] = [];
@@ -413,6 +414,7 @@ export class Client implements Connection {
 
   async #pump(): Promise<void> {
     this.#writing = true;
+    if (!this.#noDelay) this.#setNoDelay();
     try {
       while (this.#outHead < this.#out.length) {
         const chunk = this.#nextChunk();
@@ -433,6 +435,18 @@ export class Client implements Connection {
       this.#inFlight = 0;
       if (this.#outBytes === 0 || this.#phase === "closed") this.#wakeDrained();
     }
+  }
+
+  /**
+   * Turns Nagle's algorithm off before the first frame goes out, so a small frame written while
+   * an earlier one is unacknowledged is not held back. Not at accept: the 101 is the first
+   * segment, which Nagle never delays, and a connection that stays idle never pays the call.
+   */
+  #setNoDelay(): void {
+    this.#noDelay = true;
+    try {
+      (this.#conn as Deno.TcpConn).setNoDelay(true);
+    } catch { /* the peer is already gone; the write will say so */ }
   }
 
   #wakeDrained(): void {

@@ -266,9 +266,6 @@ export class PushServer implements Server, ClientHost {
   }
 
   #serve(conn: Deno.TcpConn): void {
-    try {
-      conn.setNoDelay(true);
-    } catch { /* the peer is already gone; the read will say so */ }
     this.stats.accepted++;
     const client = new Client(conn, this, Date.now());
     this.#clients.add(client);
