@@ -82,6 +82,7 @@ export class Codec {
   /** Holds a header split across chunks; allocated the first time one is. */
   #headerBytes: Uint8Array | null = null;
   #headerHeld = 0;
+  #mask: Uint8Array | null = null;
   #payloadDone = 0;
   #control: Uint8Array | null = null;
 
@@ -271,7 +272,7 @@ export class Codec {
     let result;
     let used: number;
     if (this.#headerHeld === 0) {
-      result = parseFrameHeader(data.subarray(pos));
+      result = parseFrameHeader(data.subarray(pos), this.#maskBytes());
       if (result === NEED_DATA) {
         (this.#headerBytes ??= new Uint8Array(MAX_FRAME_HEADER)).set(data.subarray(pos));
         this.#headerHeld = data.length - pos;
@@ -283,7 +284,7 @@ export class Codec {
       const held = this.#headerHeld;
       const bytes = this.#headerBytes!;
       bytes.set(data.subarray(pos, pos + take), held);
-      result = parseFrameHeader(bytes.subarray(0, held + take));
+      result = parseFrameHeader(bytes.subarray(0, held + take), this.#maskBytes());
       if (result === NEED_DATA) {
         this.#headerHeld += take;
         return -1;
@@ -299,6 +300,14 @@ export class Codec {
     }
     this.#startFrame(result);
     return used;
+  }
+
+  /**
+   * The array every parsed header's mask is copied into. One frame is read at a time, and its
+   * header (with the mask) is dropped before the next is parsed.
+   */
+  #maskBytes(): Uint8Array {
+    return this.#mask ??= new Uint8Array(4);
   }
 
   #startFrame(h: FrameHeader): void {
