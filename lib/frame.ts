@@ -198,6 +198,41 @@ export function encodeTextFrame(text: string): Uint8Array[] {
   return [buf.subarray(start, 4 + written)];
 }
 
+/** The most bytes `encodeTextFrameInto` may need for a text of `length` UTF-16 units. */
+export function textFrameBound(length: number): number {
+  return 4 + length * 3;
+}
+
+/**
+ * Writes the same frame as `encodeTextFrame(text)` into `out` at `at`, which must have
+ * `textFrameBound(text.length)` bytes free (and text at most DIRECT_TEXT_LIMIT units long).
+ * Returns the frame's length. For callers that gather many small frames in one buffer.
+ */
+export function encodeTextFrameInto(text: string, out: Uint8Array, at: number): number {
+  const n = text.length;
+  if (n > DIRECT_TEXT_LIMIT) throw new RangeError("Cannot encode in place: the text is too long");
+  if (n < LEN_16) {
+    let i = 0;
+    for (; i < n; i++) {
+      const c = text.charCodeAt(i);
+      if (c >= 0x80) break;
+      out[at + 2 + i] = c;
+    }
+    if (i === n) {
+      writeTextHeader(out, at, n);
+      return 2 + n;
+    }
+  }
+  const { written } = textEncoder.encodeInto(text, out.subarray(at + 4, at + textFrameBound(n)));
+  if (written < LEN_16) {
+    out.copyWithin(at + 2, at + 4, at + 4 + written);
+    writeTextHeader(out, at, written);
+    return 2 + written;
+  }
+  writeTextHeader(out, at, written);
+  return 4 + written;
+}
+
 /** Writes a FIN text frame header for `length` (< 2^16) bytes at `at`. */
 function writeTextHeader(out: Uint8Array, at: number, length: number): void {
   out[at] = FIN_BIT | Opcode.TEXT;
