@@ -18,6 +18,7 @@ import {
   type HandshakeError,
   type HttpRequest,
   NEED_DATA,
+  parseRequestHead,
   RequestReader,
   type UpgradeRequest as WsUpgrade,
   validateUpgrade,
@@ -83,7 +84,6 @@ let nextId = 1;
 export class Client implements Connection {
   readonly id = nextId++;
   remoteAddress: string;
-  headers: ReadonlyMap<string, string> = NO_HEADERS;
   protocol = "";
   data: unknown = undefined;
 
@@ -96,6 +96,12 @@ export class Client implements Connection {
   #wasOpened = false;
   /** The request-target; `path` and `query` are derived from it when first asked for. */
   #target = "";
+  /**
+   * The request head as text. Its parsed headers are dropped once the handshake is done (an
+   * idle connection keeps one string, not a Map of strings) and parsed again if asked for.
+   */
+  #head = "";
+  #headers: ReadonlyMap<string, string> | null = null;
   #path: string | null = null;
   #query: URLSearchParams | null = null;
 
@@ -139,6 +145,15 @@ export class Client implements Connection {
     return this.#query ??= this.#target
       ? new URL(this.#target, "http://localhost").searchParams
       : new URLSearchParams();
+  }
+
+  /** Request headers by lower-case name (empty before the handshake). */
+  get headers(): ReadonlyMap<string, string> {
+    if (this.#headers) return this.#headers;
+    if (this.#head === "") return NO_HEADERS;
+    const request = parseRequestHead(this.#head, Infinity);
+    this.#headers = "status" in request ? NO_HEADERS : request.headers;
+    return this.#headers;
   }
 
   get bufferedAmount(): number {
@@ -319,7 +334,7 @@ export class Client implements Connection {
       const ws = validateUpgrade(result.request);
       if ("status" in ws) return await this.#refuse(ws);
       const trailing = result.trailing.length > 0 ? result.trailing.slice() : EMPTY;
-      this.#describe(result.request);
+      this.#describe(result.request, result.head);
       const decision = await this.#host.decideUpgrade(this, result.request, ws);
       if (this.#phase === "closed") return false;
       if (!decision.accept) return await this.#refuse(decision.error);
@@ -327,9 +342,10 @@ export class Client implements Connection {
     }
   }
 
-  #describe(request: HttpRequest): void {
+  #describe(request: HttpRequest, head: string): void {
     this.#target = request.target;
-    this.headers = request.headers;
+    this.#head = head;
+    this.#headers = request.headers;
   }
 
   async #accept(
@@ -339,6 +355,7 @@ export class Client implements Connection {
   ): Promise<boolean> {
     this.protocol = decision.protocol;
     this.data = decision.data;
+    this.#headers = null;
     await this.#writeAll(acceptResponse(key, decision.protocol || undefined));
     const o = this.#host.options;
     this.#codec = new Codec({ maxMessageSize: o.maxMessageSize });
