@@ -79,8 +79,10 @@ export class Codec {
 
   // Frame being read.
   #header: FrameHeader | null = null;
-  #headerBytes = new Uint8Array(MAX_FRAME_HEADER);
+  /** Holds a header split across chunks; allocated the first time one is. */
+  #headerBytes: Uint8Array | null = null;
   #headerHeld = 0;
+  #mask: Uint8Array | null = null;
   #payloadDone = 0;
   #control: Uint8Array | null = null;
 
@@ -89,7 +91,8 @@ export class Codec {
   #msg: Uint8Array | null = null;
   #msgLen = 0;
   #fragments = 0;
-  #utf8 = new Utf8Validator();
+  /** For text that spans chunks; allocated the first time one does. */
+  #utf8: Utf8Validator | null = null;
 
   constructor(options: CodecOptions = {}) {
     this.#server = (options.role ?? "server") === "server";
@@ -269,18 +272,19 @@ export class Codec {
     let result;
     let used: number;
     if (this.#headerHeld === 0) {
-      result = parseFrameHeader(data.subarray(pos));
+      result = parseFrameHeader(data.subarray(pos), this.#maskBytes());
       if (result === NEED_DATA) {
-        this.#headerBytes.set(data.subarray(pos));
+        (this.#headerBytes ??= new Uint8Array(MAX_FRAME_HEADER)).set(data.subarray(pos));
         this.#headerHeld = data.length - pos;
         return -1;
       }
       used = "error" in result ? 0 : result.headerLength;
     } else {
       const take = Math.min(MAX_FRAME_HEADER - this.#headerHeld, data.length - pos);
-      this.#headerBytes.set(data.subarray(pos, pos + take), this.#headerHeld);
       const held = this.#headerHeld;
-      result = parseFrameHeader(this.#headerBytes.subarray(0, held + take));
+      const bytes = this.#headerBytes!;
+      bytes.set(data.subarray(pos, pos + take), held);
+      result = parseFrameHeader(bytes.subarray(0, held + take), this.#maskBytes());
       if (result === NEED_DATA) {
         this.#headerHeld += take;
         return -1;
@@ -296,6 +300,14 @@ export class Codec {
     }
     this.#startFrame(result);
     return used;
+  }
+
+  /**
+   * The array every parsed header's mask is copied into. One frame is read at a time, and its
+   * header (with the mask) is dropped before the next is parsed.
+   */
+  #maskBytes(): Uint8Array {
+    return this.#mask ??= new Uint8Array(4);
   }
 
   #startFrame(h: FrameHeader): void {
@@ -353,7 +365,7 @@ export class Codec {
       this.#msgOpcode = h.opcode;
       this.#msgLen = 0;
       this.#fragments = 0;
-      this.#utf8.reset();
+      this.#utf8?.reset();
       // Allocated with the first payload bytes, unless the whole frame is at hand then.
       this.#msg = null;
     } else {
@@ -393,7 +405,8 @@ export class Codec {
       return take;
     } else {
       // RFC 6455 §8.1: fail as soon as the text is known to be invalid, mid-frame included.
-      if (this.#msgOpcode === Opcode.TEXT && !this.#utf8.push(piece)) {
+      const utf8 = this.#msgOpcode === Opcode.TEXT ? (this.#utf8 ??= new Utf8Validator()) : null;
+      if (utf8 && !utf8.push(piece)) {
         this.fail(CloseCode.INVALID_PAYLOAD_DATA, "invalid UTF-8 in text message");
         return take;
       }
@@ -449,7 +462,7 @@ export class Codec {
       this.#emit({ type: "binary", data: bytes });
       return;
     }
-    if (!this.#utf8.complete) {
+    if (this.#utf8 && !this.#utf8.complete) {
       this.fail(CloseCode.INVALID_PAYLOAD_DATA, "text message ends inside a UTF-8 sequence");
       return;
     }

@@ -39,6 +39,8 @@ export interface ParsedHead {
   readonly request: HttpRequest;
   /** Bytes after the head: a view of the input, valid until the next receive. */
   readonly trailing: Uint8Array;
+  /** The head as text (latin1), blank line included: `parseRequestHead(head)` gives `request`. */
+  readonly head: string;
 }
 
 const LF = 0x0a;
@@ -77,10 +79,11 @@ export class RequestReader {
     }
     this.#done = true;
     if (end > this.#maxHead) return tooLarge("request head");
-    const result = parseHead(latin1.decode(bytes.subarray(0, end)), this.#maxHeaders);
+    const head = latin1.decode(bytes.subarray(0, end));
+    const result = parseHead(head, this.#maxHeaders);
     if ("status" in result) return result;
     // The trailing bytes are a view of whichever buffer held them.
-    return { request: result, trailing: bytes.subarray(end) };
+    return { request: result, trailing: bytes.subarray(end), head };
   }
 
   #append(data: Uint8Array): void {
@@ -110,6 +113,17 @@ function tooLarge(what: string): HandshakeError {
 
 function badRequest(message: string): HandshakeError {
   return { status: 400, message };
+}
+
+/**
+ * Parses a request head given as text (see `ParsedHead.head`), e.g. to rebuild a request that
+ * was not kept. Returns the request, or the error to answer.
+ */
+export function parseRequestHead(
+  text: string,
+  maxHeaders = DEFAULT_MAX_HEADERS,
+): HttpRequest | HandshakeError {
+  return parseHead(text, maxHeaders);
 }
 
 function parseHead(text: string, maxHeaders: number): HttpRequest | HandshakeError {

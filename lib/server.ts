@@ -266,9 +266,6 @@ export class PushServer implements Server, ClientHost {
   }
 
   #serve(conn: Deno.TcpConn): void {
-    try {
-      conn.setNoDelay(true);
-    } catch { /* the peer is already gone; the read will say so */ }
     this.stats.accepted++;
     const client = new Client(conn, this, Date.now());
     this.#clients.add(client);
@@ -379,7 +376,10 @@ export class PushServer implements Server, ClientHost {
     return {
       method: request.method,
       path: client.path,
-      query: client.query,
+      // Parsed only if the handler asks: most never look at the query.
+      get query() {
+        return client.query;
+      },
       headers: request.headers,
       cookies: parseCookies(request.headers.get("cookie")),
       origin: request.headers.get("origin"),

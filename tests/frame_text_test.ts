@@ -1,7 +1,13 @@
 // encodeTextFrame must produce exactly the bytes of encodeFrame(TEXT, UTF-8 of the text).
 
 import assert from "node:assert/strict";
-import { encodeFrame, encodeTextFrame, Opcode } from "../lib/frame.ts";
+import {
+  encodeFrame,
+  encodeTextFrame,
+  encodeTextFrameInto,
+  Opcode,
+  textFrameBound,
+} from "../lib/frame.ts";
 
 function join(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -50,6 +56,26 @@ Deno.test("encodeTextFrame equals encodeFrame of the UTF-8 payload at every leng
       const text = sample(length, seed);
       const expected = join(encodeFrame(Opcode.TEXT, encoder.encode(text)));
       assert.deepEqual(join(encodeTextFrame(text)), expected, `length ${length}, seed ${seed}`);
+    }
+  }
+});
+
+Deno.test("encodeTextFrameInto writes encodeFrame's bytes at an offset and returns their length (RFC 6455 §5.2, §5.6)", () => {
+  const encoder = new TextEncoder();
+  for (const length of LENGTHS.filter((n) => n <= 5461)) {
+    for (const seed of [0, 1, 2, 3]) {
+      const text = sample(length, seed);
+      const expected = join(encodeFrame(Opcode.TEXT, encoder.encode(text)));
+      const at = 3;
+      const out = new Uint8Array(at + textFrameBound(length) + 2).fill(0xee);
+      const written = encodeTextFrameInto(text, out, at);
+      assert.equal(written, expected.length, `length ${length}, seed ${seed}`);
+      assert.deepEqual(out.subarray(at, at + written), expected, `length ${length}, seed ${seed}`);
+      assert.deepEqual(
+        out.subarray(0, at),
+        new Uint8Array(at).fill(0xee),
+        "bytes before untouched",
+      );
     }
   }
 });

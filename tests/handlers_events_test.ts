@@ -4,6 +4,8 @@
 import assert from "node:assert/strict";
 import { type ServerProcess, withServer } from "./support/server_process.ts";
 import { closeWs, connectWs, rawHandshake } from "./fixtures/clients.ts";
+import { clientFrame, RawClient } from "./support/raw_client.ts";
+import { Opcode } from "../lib/frame.ts";
 
 const FIXTURE = new URL("./fixtures/events_handlers.ts", import.meta.url).pathname;
 
@@ -205,4 +207,43 @@ Deno.test("loop runs on every tick and shutdown runs on SIGTERM", async () => {
       { ev: "shutdown", connections: 1 },
     ]);
   });
+});
+
+Deno.test("replies to frames read in one chunk keep their order: text, binary, pong (RFC 6455 §5.4, §5.5.2)", async () => {
+  // The echo example's handlers are synchronous: every reply to one read is queued in one turn.
+  const echo = new URL("../examples/echo.ts", import.meta.url).pathname;
+  const server = await startServer({ args: [echo] });
+  const client = await RawClient.open(server.port);
+  try {
+    const frames = [
+      clientFrame({ opcode: Opcode.TEXT, payload: "a" }),
+      clientFrame({ opcode: Opcode.BINARY, payload: new Uint8Array([1, 2]) }),
+      clientFrame({ opcode: Opcode.TEXT, payload: "b" }),
+      clientFrame({ opcode: Opcode.PING, payload: "p" }),
+      clientFrame({ opcode: Opcode.TEXT, payload: "c" }),
+    ];
+    const burst = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+    let at = 0;
+    for (const f of frames) {
+      burst.set(f, at);
+      at += f.length;
+    }
+    await client.write(burst);
+    const seen: string[] = [];
+    for (let i = 0; i < frames.length; i++) {
+      const frame = await client.readFrame();
+      seen.push(`${frame.opcode} ${[...frame.payload].join(",")}`);
+    }
+    const byte = (s: string) => s.charCodeAt(0);
+    assert.deepEqual(seen, [
+      `${Opcode.TEXT} ${byte("a")}`,
+      `${Opcode.BINARY} 1,2`,
+      `${Opcode.TEXT} ${byte("b")}`,
+      `${Opcode.PONG} ${byte("p")}`,
+      `${Opcode.TEXT} ${byte("c")}`,
+    ]);
+  } finally {
+    client.close();
+    await server.stop();
+  }
 });

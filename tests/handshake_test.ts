@@ -10,6 +10,7 @@ import {
   type HandshakeError,
   type HttpRequest,
   NEED_DATA,
+  parseRequestHead,
   type RequestLimits,
   RequestReader,
   validateUpgrade,
@@ -89,6 +90,15 @@ Deno.test("RequestReader parses a request head in any pieces (RFC 9112 §2.1)", 
   assert.equal(req.headers.get("host"), "server.example.com");
   assert.equal(req.headers.get("sec-websocket-protocol"), "chat, superchat");
   assert.equal(req.headers.size, 7);
+});
+
+Deno.test("parseRequestHead of the reader's head text gives the same request again (RFC 9112 §2.1)", () => {
+  const text = head([...UPGRADE, "X-Twice: a", "x-twice: b"]);
+  const result = new RequestReader().receive(new TextEncoder().encode(text + "trailing"));
+  assert.ok(result !== NEED_DATA && "request" in result);
+  assert.equal(result.head, text);
+  assert.deepStrictEqual(parseRequestHead(result.head), result.request);
+  assert.equal(result.request.headers.get("x-twice"), "a, b");
 });
 
 Deno.test("RequestReader returns the bytes after the head as trailing data (RFC 6455 §4.2.2)", () => {
