@@ -2,7 +2,7 @@
 // and events from one source (a connection, or the FIFO) reach the handlers in order.
 
 import assert from "node:assert/strict";
-import { type ServerProcess, withServer } from "./support/server_process.ts";
+import { type ServerProcess, startServer, withServer } from "./support/server_process.ts";
 import { closeWs, connectWs, rawHandshake } from "./fixtures/clients.ts";
 import { clientFrame, RawClient } from "./support/raw_client.ts";
 import { Opcode } from "../lib/frame.ts";
