@@ -66,6 +66,8 @@ const READ_SIZE = 64 * 1024;
 const REOPEN_BACKOFF_MS = 1000;
 /** How often the path is checked for a new FIFO while waiting for a writer. */
 const REPLACED_CHECK_MS = 500;
+/** Pauses between reads of the old reader while the next open gets going (see #nextReader). */
+const CATCH_UP_MS = [1, 5, 20, 50, 200];
 
 /** Reads `path` forever (until `stop`), reopening it each time the last writer closes. */
 export class FifoReader {
@@ -88,25 +90,65 @@ export class FifoReader {
   /** Runs the read loop; resolves once stopped. */
   async run(): Promise<void> {
     const buf = new Uint8Array(READ_SIZE);
+    let file: Deno.FsFile | null = null;
     while (!this.#stopped) {
-      const file = await this.#open();
+      file ??= await this.#open();
       if (!file) continue;
-      try {
-        for (;;) {
-          const n = await file.read(buf);
-          if (n === null || this.#stopped) break;
-          await this.#deliver(this.#splitter.push(buf.subarray(0, n)));
-        }
-      } catch (e) {
-        if (!this.#stopped) {
-          this.#options.log.error(`reading FIFO ${this.#path}: ${errorMessage(e)}`);
-        }
-      } finally {
+      if (!(await this.#readToEof(file, buf))) {
         this.#close(file);
+        file = null;
+        continue;
       }
+      if (this.#stopped) break;
       // Every writer has closed: a last line without a newline is complete now.
-      if (!this.#stopped) await this.#deliver(this.#splitter.end());
+      await this.#deliver(this.#splitter.end());
+      file = await this.#nextReader(file, buf);
     }
+    if (file) this.#close(file);
+  }
+
+  /**
+   * Reads until every writer has closed. Returns whether anything was read, or null when
+   * reading failed (or stopped).
+   */
+  async #readToEof(file: Deno.FsFile, buf: Uint8Array): Promise<boolean | null> {
+    let any = false;
+    try {
+      for (;;) {
+        const n = await file.read(buf);
+        if (n === null) return any;
+        if (this.#stopped) return null;
+        any = true;
+        await this.#deliver(this.#splitter.push(buf.subarray(0, n)));
+      }
+    } catch (e) {
+      if (!this.#stopped) {
+        this.#options.log.error(`reading FIFO ${this.#path}: ${errorMessage(e)}`);
+      }
+      return null;
+    }
+  }
+
+  /**
+   * Opens the FIFO anew, to wait for the next writer, while still holding `old`: a FIFO that
+   * no process has open discards what is in it, so the reader count must never drop to zero.
+   * A writer that comes and goes before the new open is waiting leaves its lines in the pipe
+   * without waking that open, so `old` is read a few times meanwhile to collect them.
+   */
+  async #nextReader(old: Deno.FsFile, buf: Uint8Array): Promise<Deno.FsFile | null> {
+    const next = this.#open();
+    let settled = false;
+    next.finally(() => settled = true);
+    for (const delay of CATCH_UP_MS) {
+      await Promise.race([this.#sleep(delay), next]);
+      if (settled || this.#stopped) break;
+      const read = await this.#readToEof(old, buf);
+      if (read === null) break;
+      if (read) await this.#deliver(this.#splitter.end());
+    }
+    const file = await next;
+    this.#close(old);
+    return file;
   }
 
   /**

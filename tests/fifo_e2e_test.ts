@@ -75,6 +75,21 @@ Deno.test("after a writer closes, the next writer's lines arrive too (reopen on 
     }
   }));
 
+Deno.test("writers that open, write and close back to back lose no line (the pipe always has a reader)", () =>
+  withServer([], async (server) => {
+    const [client] = await openClients(server, 1);
+    const count = 300;
+    try {
+      // Each `echo > fifo` is a writer of its own; none waits for the server in between.
+      const script = `i=0; while [ $i -lt ${count} ]; do echo "w $i" > "$1"; i=$((i+1)); done`;
+      const writers = new Deno.Command("sh", { args: ["-c", script, "sh", server.fifo] }).output();
+      for (let i = 0; i < count; i++) assert.equal(await nextText(client), `w ${i}`);
+      assert.ok((await writers).success);
+    } finally {
+      client.close();
+    }
+  }));
+
 Deno.test("a final line without a newline is delivered when its writer closes", () =>
   withServer([], async (server) => {
     const [client] = await openClients(server, 1);
