@@ -48,7 +48,7 @@ async function main(): Promise<void> {
   const fifoError = await prepareFifo(options.fifo, log);
   if (fifoError) die(fifoError.error);
 
-  const server = new PushServer(options, handlers, log);
+  const server = new PushServer(options, { handlers, log });
   try {
     await server.start();
   } catch (e) {

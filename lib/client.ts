@@ -31,11 +31,17 @@ export type UpgradeDecision =
   | { readonly accept: true; readonly protocol: string; readonly data: unknown }
   | { readonly accept: false; readonly error: HandshakeError };
 
+/** A valid upgrade request: the HTTP request and what it asks of the WebSocket. */
+export interface UpgradeAsked {
+  readonly request: HttpRequest;
+  readonly ws: WsUpgrade;
+}
+
 /** What a client needs from the server that owns it. */
 export interface ClientHost {
   readonly options: Options;
   readonly log: Logger;
-  decideUpgrade(client: Client, request: HttpRequest, ws: WsUpgrade): Promise<UpgradeDecision>;
+  decideUpgrade(client: Client, asked: UpgradeAsked): Promise<UpgradeDecision>;
   /** The handshake is done; events follow only after this settles. */
   opened(client: Client): void | Promise<void>;
   /** One event from the codec; the next waits until this settles. */
@@ -122,7 +128,8 @@ export class Client implements Connection {
   #flushQueued = false;
   #drained: (() => void)[] = [];
 
-  constructor(conn: Deno.Conn, host: ClientHost, now: number) {
+  constructor(conn: Deno.Conn, host: ClientHost) {
+    const now = Date.now();
     this.#conn = conn;
     this.#host = host;
     const addr = conn.remoteAddr as Deno.NetAddr;
@@ -335,7 +342,7 @@ export class Client implements Connection {
       if ("status" in ws) return await this.#refuse(ws);
       const trailing = result.trailing.length > 0 ? result.trailing.slice() : EMPTY;
       this.#describe(result.request, result.head);
-      const decision = await this.#host.decideUpgrade(this, result.request, ws);
+      const decision = await this.#host.decideUpgrade(this, { request: result.request, ws });
       if (this.#phase === "closed") return false;
       if (!decision.accept) return await this.#refuse(decision.error);
       return await this.#accept(ws.key, decision, trailing);

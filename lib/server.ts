@@ -1,12 +1,11 @@
 // Owns the running server: the listener and its accept loop, the set of clients, broadcast,
 // the upgrade policy, dispatch to handlers, the shared timers, the FIFO and shutdown.
 
-import { Client, type ClientHost, type UpgradeDecision } from "./client.ts";
+import { Client, type ClientHost, type UpgradeAsked, type UpgradeDecision } from "./client.ts";
 import type { CodecEvent } from "./codec.ts";
 import { CloseCode } from "./close_codes.ts";
 import { FifoReader } from "./fifo.ts";
 import { encodeFrame, encodeTextFrame, Opcode } from "./frame.ts";
-import type { HttpRequest, UpgradeRequest as WsUpgrade } from "./handshake.ts";
 import type {
   CloseInfo,
   Connection,
@@ -59,7 +58,7 @@ export class PushServer implements Server, ClientHost {
   #loopBusy = false;
   #stopping = false;
 
-  constructor(options: Options, handlers: Handlers, log: Logger) {
+  constructor(options: Options, { handlers, log }: { handlers: Handlers; log: Logger }) {
     this.options = options;
     this.#handlers = handlers;
     this.log = log;
@@ -78,7 +77,9 @@ export class PushServer implements Server, ClientHost {
     this.#listener = Deno.listen({ hostname: o.host, port: o.port });
     const addr = this.#listener.addr;
     this.log.info(`listening on ${addr.hostname}:${addr.port}, reading FIFO ${o.fifo}`);
-    if (this.#handlers.start) await this.#call("start", null, () => this.#handlers.start!(this));
+    if (this.#handlers.start) {
+      await this.#call({ event: "start" }, () => this.#handlers.start!(this));
+    }
     this.#acceptLoop(this.#listener);
     this.#timers.push(setInterval(() => this.#housekeeping(), housekeepingPeriod(o)));
     if (this.#handlers.loop) this.#timers.push(setInterval(() => this.#loop(), o.tick));
@@ -128,7 +129,7 @@ export class PushServer implements Server, ClientHost {
     await this.#bounded("delivering FIFO lines", this.#fifo?.stop());
     if (this.#handlers.shutdown) {
       const h = this.#handlers.shutdown;
-      await this.#bounded("handler shutdown", this.#call("shutdown", null, () => h(this)));
+      await this.#bounded("handler shutdown", this.#call({ event: "shutdown" }, () => h(this)));
     }
     for (const t of this.#timers) clearInterval(t);
     for (const client of this.#open) client.close(CloseCode.GOING_AWAY, "server shutting down");
@@ -158,12 +159,9 @@ export class PushServer implements Server, ClientHost {
 
   // ---- ClientHost ----
 
-  async decideUpgrade(
-    client: Client,
-    request: HttpRequest,
-    ws: WsUpgrade,
-  ): Promise<UpgradeDecision> {
-    const req = this.#upgradeRequest(client, request, ws);
+  async decideUpgrade(client: Client, asked: UpgradeAsked): Promise<UpgradeDecision> {
+    const { ws } = asked;
+    const req = this.#upgradeRequest(client, asked);
     client.remoteAddress = req.remoteAddress;
     const allowed = this.options.allowedOrigins;
     if (allowed.length > 0 && !allowed.includes(req.origin ?? "")) {
@@ -191,22 +189,35 @@ export class PushServer implements Server, ClientHost {
     this.stats.opened++;
     this.log.debug(`connection ${client.id} open from ${client.remoteAddress} ${client.path}`);
     const h = this.#handlers.open;
-    if (h) return this.#call("open", client.id, () => h(client, this));
+    if (h) return this.#call({ event: "open", conn: client.id }, () => h(client, this));
   }
 
   event(client: Client, event: CodecEvent): void | Promise<void> {
     const h = this.#handlers;
     switch (event.type) {
       case "text":
-        if (h.text) return this.#call("text", client.id, () => h.text!(client, event.data, this));
+        if (h.text) {
+          return this.#call(
+            { event: "text", conn: client.id },
+            () => h.text!(client, event.data, this),
+          );
+        }
         return;
       case "binary":
         if (h.binary) {
-          return this.#call("binary", client.id, () => h.binary!(client, event.data, this));
+          return this.#call(
+            { event: "binary", conn: client.id },
+            () => h.binary!(client, event.data, this),
+          );
         }
         return;
       case "ping":
-        if (h.ping) return this.#call("ping", client.id, () => h.ping!(client, event.data, this));
+        if (h.ping) {
+          return this.#call(
+            { event: "ping", conn: client.id },
+            () => h.ping!(client, event.data, this),
+          );
+        }
         return;
       case "pong":
       case "close":
@@ -221,7 +232,7 @@ export class PushServer implements Server, ClientHost {
     if (!this.#open.delete(client)) return;
     this.log.debug(`connection ${client.id} closed: ${info.code} ${info.reason}`);
     const h = this.#handlers.close;
-    if (h) this.#call("close", client.id, () => h(client, info, this));
+    if (h) this.#call({ event: "close", conn: client.id }, () => h(client, info, this));
   }
 
   forget(client: Client): void {
@@ -267,7 +278,7 @@ export class PushServer implements Server, ClientHost {
 
   #serve(conn: Deno.TcpConn): void {
     this.stats.accepted++;
-    const client = new Client(conn, this, Date.now());
+    const client = new Client(conn, this);
     this.#clients.add(client);
     client.run();
   }
@@ -319,7 +330,7 @@ export class PushServer implements Server, ClientHost {
 
   #loop(): void {
     if (this.#loopBusy || this.#stopping) return;
-    const pending = this.#call("loop", null, () => this.#handlers.loop!(this));
+    const pending = this.#call({ event: "loop" }, () => this.#handlers.loop!(this));
     if (pending) {
       this.#loopBusy = true;
       pending.finally(() => this.#loopBusy = false);
@@ -333,7 +344,7 @@ export class PushServer implements Server, ClientHost {
       this.#broadcastLines(lines);
     } else {
       for (const line of lines) {
-        const pending = this.#call("fifo", null, () => h(line, this));
+        const pending = this.#call({ event: "fifo" }, () => h(line, this));
         if (pending) await pending;
       }
     }
@@ -372,7 +383,10 @@ export class PushServer implements Server, ClientHost {
     return total;
   }
 
-  #upgradeRequest(client: Client, request: HttpRequest, ws: WsUpgrade): UpgradeRequest {
+  #upgradeRequest(
+    client: Client,
+    { request, ws }: UpgradeAsked,
+  ): UpgradeRequest {
     return {
       method: request.method,
       path: client.path,
@@ -432,10 +446,10 @@ export class PushServer implements Server, ClientHost {
   }
 
   /** Runs one handler; logs (never rethrows) a throw or rejection. Returns a promise only if async. */
-  #call(name: string, connId: number | null, fn: () => unknown): Promise<void> | undefined {
+  #call(site: HandlerSite, fn: () => unknown): Promise<void> | undefined {
     const fail = (e: unknown) => {
-      const where = connId === null ? "" : ` (connection ${connId})`;
-      this.log.error(`handler ${name} failed${where}: ${errorMessage(e)}`);
+      const where = site.conn === undefined ? "" : ` (connection ${site.conn})`;
+      this.log.error(`handler ${site.event} failed${where}: ${errorMessage(e)}`);
     };
     try {
       const result = fn();
@@ -476,6 +490,12 @@ function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
     at += p.length;
   }
   return out;
+}
+
+/** Which handler runs, and for which connection: named in the log line if it fails. */
+interface HandlerSite {
+  readonly event: string;
+  readonly conn?: number;
 }
 
 function refuse(status: number, message: string): UpgradeDecision {
