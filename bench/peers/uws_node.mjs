@@ -3,8 +3,8 @@
 // FIFO line to every client (publish), echoes every message. Usage: node uws_node.mjs <fifo>
 // Prints "LISTENING <port>" once it accepts connections.
 
-import { createReadStream } from "node:fs";
 import { createRequire } from "node:module";
+import { readFifoLines } from "./fifo_lines.mjs";
 
 const require = createRequire(import.meta.url);
 const dir = process.env.BENCH_NODE_MODULES + "/@trufflesuite/uws-js-unofficial/dist";
@@ -26,21 +26,8 @@ const app = uws.App().ws("/*", {
   message: (ws, message, isBinary) => ws.send(message, isBinary),
 });
 
-function readFifo() {
-  let rest = "";
-  const stream = createReadStream(fifo, { encoding: "utf8", highWaterMark: 64 * 1024 });
-  stream.on("data", (chunk) => {
-    const lines = (rest + chunk).split("\n");
-    rest = lines.pop();
-    for (const line of lines) {
-      if (line !== "") app.publish("all", line, false);
-    }
-  });
-  stream.on("end", readFifo);
-}
-
 app.listen("127.0.0.1", 0, (token) => {
   if (!token) throw new Error("uWS: listen failed");
   console.log(`LISTENING ${uws.us_socket_local_port(token)}`);
-  readFifo();
+  readFifoLines(fifo, (line) => app.publish("all", line, false));
 });
