@@ -94,7 +94,7 @@ export class FifoReader {
     while (!this.#stopped) {
       file ??= await this.#open();
       if (!file) continue;
-      if (!(await this.#readToEof(file, buf))) {
+      if ((await this.#readToEof(file, buf)) === null) {
         this.#close(file);
         file = null;
         continue;

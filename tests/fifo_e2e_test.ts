@@ -90,6 +90,28 @@ Deno.test("writers that open, write and close back to back lose no line (the pip
     }
   }));
 
+Deno.test("a non-blocking writer always finds a reader while the server runs, between writers too", () =>
+  withServer([], async (server) => {
+    const [client] = await openClients(server, 1);
+    const count = 300;
+    try {
+      // As the README's shell writer does: with no reader, the open fails (ENXIO) at once.
+      const script = `i=0; fails=0; while [ $i -lt ${count} ]; do ` +
+        `echo "nb $i" | dd of="$1" oflag=nonblock conv=nocreat status=none 2>/dev/null ` +
+        `|| fails=$((fails+1)); i=$((i+1)); done; echo $fails`;
+      const writers = new Deno.Command("sh", { args: ["-c", script, "sh", server.fifo] }).output();
+      const out = await writers;
+      assert.equal(
+        new TextDecoder().decode(out.stdout).trim(),
+        "0",
+        "non-blocking opens that failed",
+      );
+      for (let i = 0; i < count; i++) assert.equal(await nextText(client), `nb ${i}`);
+    } finally {
+      client.close();
+    }
+  }));
+
 Deno.test("a final line without a newline is delivered when its writer closes", () =>
   withServer([], async (server) => {
     const [client] = await openClients(server, 1);
