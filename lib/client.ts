@@ -1,6 +1,7 @@
 // Owns one client socket: the opening handshake, the read loop feeding the codec, the
 // bounded outbound queue with coalesced writes, and the deadlines the server enforces.
 
+import { concatBytes } from "./bytes.ts";
 import { Codec, type CodecEvent } from "./codec.ts";
 import { CloseCode } from "./close_codes.ts";
 import {
@@ -491,13 +492,7 @@ export class Client implements Connection {
       total += out[end++].length;
     }
     if (end === this.#outHead) return first;
-    const joined = new Uint8Array(total);
-    joined.set(first);
-    let at = first.length;
-    for (let i = this.#outHead; i < end; i++) {
-      joined.set(out[i], at);
-      at += out[i].length;
-    }
+    const joined = concatBytes(out.slice(this.#outHead - 1, end), total);
     this.#outHead = end;
     return joined;
   }

@@ -1,5 +1,7 @@
 // Owns splitting a byte stream into UTF-8 lines with a size limit (the FIFO's framing).
 
+import { concatBytes } from "./bytes.ts";
+
 /** One line, or why a line was dropped. */
 export type LineResult = { readonly line: string } | { readonly error: string };
 
@@ -58,15 +60,7 @@ export class LineSplitter {
   #finish(tail: Uint8Array, out: LineResult[]): void {
     let bytes = tail;
     const total = this.#heldBytes + tail.length;
-    if (this.#held.length > 0 && !this.#overflow) {
-      bytes = new Uint8Array(total);
-      let at = 0;
-      for (const part of this.#held) {
-        bytes.set(part, at);
-        at += part.length;
-      }
-      bytes.set(tail, at);
-    }
+    if (this.#held.length > 0 && !this.#overflow) bytes = concatBytes([...this.#held, tail], total);
     const overflow = this.#overflow;
     const endsInCr = tail.length > 0 ? tail[tail.length - 1] === CR : this.#heldEndsInCr;
     this.#held = [];

@@ -1,6 +1,7 @@
 // Owns the running server: the listener and its accept loop, the set of clients, broadcast,
 // the upgrade policy, dispatch to handlers, the shared timers, the FIFO and shutdown.
 
+import { concatBytes } from "./bytes.ts";
 import { Client, type ClientHost, type UpgradeAsked, type UpgradeDecision } from "./client.ts";
 import type { CodecEvent } from "./codec.ts";
 import { CloseCode } from "./close_codes.ts";
@@ -365,7 +366,7 @@ export class PushServer implements Server, ClientHost {
         total += part.length;
       }
     }
-    const shared = total <= SHARED_BATCH_LIMIT ? [concat(frames, total)] : frames;
+    const shared = total <= SHARED_BATCH_LIMIT ? [concatBytes(frames, total)] : frames;
     for (const client of this.#open) client.enqueue(shared);
   }
 
@@ -479,17 +480,6 @@ async function settledOrTimeout(pending: Promise<void>[], ms: number): Promise<v
   } finally {
     clearTimeout(timer);
   }
-}
-
-function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** Which handler runs, and for which connection: named in the log line if it fails. */

@@ -3,7 +3,15 @@
 
 import assert from "node:assert/strict";
 
-const PURE = ["close_codes.ts", "frame.ts", "utf8.ts", "codec.ts", "handshake.ts", "lines.ts"];
+const PURE = [
+  "close_codes.ts",
+  "frame.ts",
+  "utf8.ts",
+  "codec.ts",
+  "handshake.ts",
+  "lines.ts",
+  "bytes.ts",
+];
 
 const FORBIDDEN: Record<string, RegExp> = {
   "Deno": /\bDeno\s*\./,
