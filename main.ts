@@ -1,13 +1,13 @@
 // The command line entry: parse options, load the handlers file, start the server, and stop
 // it on SIGINT/SIGTERM. Every user mistake ends in one line on stderr and exit code 2.
 
-import { prepareFifo } from "./lib/fifo.ts";
-import type { Handlers } from "./lib/handlers.ts";
-import { loadHandlers } from "./lib/load_handlers.ts";
-import { createLogger, errorMessage } from "./lib/log.ts";
-import { helpText, parseCommandLine } from "./lib/options.ts";
-import { PushServer } from "./lib/server.ts";
-import { VERSION } from "./lib/version.ts";
+import { prepareFifo } from "./lib/sources/fifo.ts";
+import type { Handlers } from "./lib/api/handlers.ts";
+import { loadHandlers } from "./lib/api/load_handlers.ts";
+import { createLogger, errorMessage } from "./lib/api/log.ts";
+import { helpText, parseCommandLine } from "./lib/api/options.ts";
+import { PushServer } from "./lib/server/server.ts";
+import { VERSION } from "./lib/api/version.ts";
 
 const EXIT_USAGE = 2;
 const EXIT_FAILURE = 1;

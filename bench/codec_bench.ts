@@ -2,9 +2,9 @@
 // masked client frames of 5 B, 125 B, 64 KiB and 1 MiB through the Codec, UTF-8 validation,
 // unmasking, and encoding a server frame.
 
-import { Codec } from "../lib/codec.ts";
-import { applyMask, encodeFrame, encodeFrameHeader, Opcode } from "../lib/frame.ts";
-import { isValidUtf8 } from "../lib/utf8.ts";
+import { Codec } from "../lib/protocol/codec.ts";
+import { applyMask, encodeFrame, encodeFrameHeader, Opcode } from "../lib/protocol/frame.ts";
+import { isValidUtf8 } from "../lib/protocol/utf8.ts";
 
 const MASK = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);
 

@@ -1,6 +1,6 @@
 // Echoes every text and binary message back to its sender (used by fuzzingclient.json).
 
-import type { Connection } from "../lib/handlers.ts";
+import type { Connection } from "../lib/api/handlers.ts";
 
 export function text(conn: Connection, message: string): void {
   conn.send(message);

@@ -20,7 +20,7 @@ import type {
   Server,
   UpgradeRequest,
   UpgradeResult,
-} from "../lib/handlers.ts";
+} from "../lib/api/handlers.ts";
 
 const SECRET_VARIABLE = "PUSH_TOKEN_SECRET";
 const MIN_SECRET_LENGTH = 32;

@@ -1,7 +1,7 @@
-// Tests which close codes may appear on the wire (lib/close_codes.ts, RFC 6455 §7.4).
+// Tests which close codes may appear on the wire (lib/protocol/close_codes.ts, RFC 6455 §7.4).
 
 import assert from "node:assert/strict";
-import { CloseCode, isValidCloseCode } from "../lib/close_codes.ts";
+import { CloseCode, isValidCloseCode } from "../lib/protocol/close_codes.ts";
 
 Deno.test("every named code except 1005 and 1006 may be sent (RFC 6455 §7.4.1)", () => {
   for (const [name, code] of Object.entries(CloseCode)) {

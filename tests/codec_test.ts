@@ -1,11 +1,16 @@
-// Tests the sans-I/O connection state machine (lib/codec.ts), grouped by RFC 6455 section.
+// Tests the sans-I/O connection state machine (lib/protocol/codec.ts), grouped by RFC 6455 section.
 // Every input goes through feedAll: whole, byte by byte, split at every point, and trailing.
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { Codec, type CodecEvent, type CodecOptions, type CodecState } from "../lib/codec.ts";
-import { CloseCode } from "../lib/close_codes.ts";
-import { MERGE_LIMIT, Opcode } from "../lib/frame.ts";
+import {
+  Codec,
+  type CodecEvent,
+  type CodecOptions,
+  type CodecState,
+} from "../lib/protocol/codec.ts";
+import { CloseCode } from "../lib/protocol/close_codes.ts";
+import { MERGE_LIMIT, Opcode } from "../lib/protocol/frame.ts";
 import { assertSame, bytes, concat, feedAll, type TrailingCheck } from "./support/feed.ts";
 
 const MASK = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);
@@ -17,7 +22,7 @@ interface FrameSpec {
   readonly mask?: Uint8Array | null;
 }
 
-/** Encodes a frame by hand (independently of lib/frame.ts), masked with MASK by default. */
+/** Encodes a frame by hand (independently of lib/protocol/frame.ts), masked with MASK by default. */
 function frame(opcode: number, payload: Uint8Array | string, spec: FrameSpec = {}): Uint8Array {
   const data = typeof payload === "string" ? bytes(payload) : payload;
   const mask = spec.mask === undefined ? MASK : spec.mask;

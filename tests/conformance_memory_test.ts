@@ -1,11 +1,11 @@
 // Runs the conformance table against an in-memory pair: a server Codec wired to an echo (as
-// examples/echo.ts over lib/client.ts does) and a client Codec reading its answers. Each case's bytes go in whole,
+// examples/echo.ts over lib/server/connection.ts does) and a client Codec reading its answers. Each case's bytes go in whole,
 // one byte at a time, and (when small) split in two at every point.
 
 import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
-import { Codec, type CodecEvent } from "../lib/codec.ts";
-import { encodeFrame, Opcode } from "../lib/frame.ts";
+import { Codec, type CodecEvent } from "../lib/protocol/codec.ts";
+import { encodeFrame, Opcode } from "../lib/protocol/frame.ts";
 import { concat } from "./support/feed.ts";
 import {
   ALIVE_PING,
@@ -36,7 +36,7 @@ function run(chunks: readonly Uint8Array[]): Outcome {
   });
   const replies: Reply[] = [];
   const pump = () => {
-    // As lib/client.ts does: the codec's output goes out in its place among the echoes.
+    // As lib/server/connection.ts does: the codec's output goes out in its place among the echoes.
     const { events, output, outputBefore } = server.drain();
     let sent = 0;
     const deliver = (frames: readonly Uint8Array[]) => {

@@ -1,4 +1,4 @@
-// Tests the RFC 6455 §5.2 base frame (lib/frame.ts): header parsing and encoding, and masking.
+// Tests the RFC 6455 §5.2 base frame (lib/protocol/frame.ts): header parsing and encoding, and masking.
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
@@ -12,7 +12,7 @@ import {
   NEED_DATA,
   Opcode,
   parseFrameHeader,
-} from "../lib/frame.ts";
+} from "../lib/protocol/frame.ts";
 import { assertSame, concat } from "./support/feed.ts";
 
 const MASK = new Uint8Array([0xa1, 0x02, 0xff, 0x7c]);

@@ -7,7 +7,7 @@ import {
   encodeTextFrameInto,
   Opcode,
   textFrameBound,
-} from "../lib/frame.ts";
+} from "../lib/protocol/frame.ts";
 
 function join(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { type ServerProcess, startServer, withServer } from "./support/server_process.ts";
 import { closeWs, connectWs, rawHandshake } from "./fixtures/clients.ts";
 import { clientFrame, RawClient } from "./support/raw_client.ts";
-import { Opcode } from "../lib/frame.ts";
+import { Opcode } from "../lib/protocol/frame.ts";
 
 const FIXTURE = new URL("./fixtures/events_handlers.ts", import.meta.url).pathname;
 

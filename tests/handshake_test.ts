@@ -1,4 +1,4 @@
-// Tests the opening handshake (lib/handshake.ts): the incremental request reader, the
+// Tests the opening handshake (lib/protocol/handshake.ts): the incremental request reader, the
 // RFC 6455 §4.2.1 checks on an upgrade request, the accept value and the response bytes.
 
 import assert from "node:assert/strict";
@@ -14,7 +14,7 @@ import {
   type RequestLimits,
   RequestReader,
   validateUpgrade,
-} from "../lib/handshake.ts";
+} from "../lib/protocol/handshake.ts";
 import { bytes, concat, feedAll } from "./support/feed.ts";
 
 type ReadResult = { request: HttpRequest; rest: Uint8Array } | { error: HandshakeError };

@@ -1,8 +1,8 @@
-// Tests splitting the FIFO's byte stream into lines (lib/lines.ts).
+// Tests splitting the FIFO's byte stream into lines (lib/protocol/lines.ts).
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { type LineResult, LineSplitter } from "../lib/lines.ts";
+import { type LineResult, LineSplitter } from "../lib/protocol/lines.ts";
 import { bytes, concat, feedAll, feedings } from "./support/feed.ts";
 
 interface Split {

@@ -1,8 +1,8 @@
-// Tests the export checks on a handlers module (lib/load_handlers.ts `checkExports`).
+// Tests the export checks on a handlers module (lib/api/load_handlers.ts `checkExports`).
 
 import assert from "node:assert/strict";
-import { HANDLER_NAMES } from "../lib/handlers.ts";
-import { checkExports } from "../lib/load_handlers.ts";
+import { HANDLER_NAMES } from "../lib/api/handlers.ts";
+import { checkExports } from "../lib/api/load_handlers.ts";
 
 Deno.test("known handler names that are functions are kept, with no warnings", () => {
   const text = () => {};

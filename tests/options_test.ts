@@ -1,4 +1,4 @@
-// Tests the settings (lib/options.ts): defaults, command line over environment, errors, help.
+// Tests the settings (lib/api/options.ts): defaults, command line over environment, errors, help.
 
 import assert from "node:assert/strict";
 import {
@@ -8,7 +8,7 @@ import {
   parseCommandLine,
   parseDuration,
   parseSize,
-} from "../lib/options.ts";
+} from "../lib/api/options.ts";
 
 const NO_ENV = (_: string): string | undefined => undefined;
 

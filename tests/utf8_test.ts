@@ -1,9 +1,9 @@
-// Tests incremental UTF-8 validation (lib/utf8.ts) against known sequences and against
+// Tests incremental UTF-8 validation (lib/protocol/utf8.ts) against known sequences and against
 // `new TextDecoder("utf-8", {fatal: true})` on arbitrary bytes and arbitrary split points.
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { isValidUtf8, Utf8Validator } from "../lib/utf8.ts";
+import { isValidUtf8, Utf8Validator } from "../lib/protocol/utf8.ts";
 import { feedings } from "./support/feed.ts";
 
 const strict = new TextDecoder("utf-8", { fatal: true });

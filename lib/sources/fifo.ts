@@ -1,9 +1,9 @@
 // Owns reading the named pipe: opening it with Deno.open, reopening when writers go away,
 // and handing over each read's lines as one batch.
 
-import type { Logger } from "./handlers.ts";
-import { LineSplitter } from "./lines.ts";
-import { errorMessage } from "./log.ts";
+import type { Logger } from "../api/handlers.ts";
+import { LineSplitter } from "../protocol/lines.ts";
+import { errorMessage } from "../api/log.ts";
 
 /** A problem with the FIFO path that stops start-up, as one line. */
 export interface FifoError {

@@ -1,12 +1,12 @@
 // Owns the running server: the listener and its accept loop, the set of clients, broadcast,
 // the upgrade policy, dispatch to handlers, the shared timers, the FIFO and shutdown.
 
-import { concatBytes } from "./bytes.ts";
-import { Client, type ClientHost, type UpgradeAsked, type UpgradeDecision } from "./client.ts";
-import type { CodecEvent } from "./codec.ts";
-import { CloseCode } from "./close_codes.ts";
-import { FifoReader } from "./fifo.ts";
-import { encodeFrame, encodeTextFrame, Opcode } from "./frame.ts";
+import { concatBytes } from "../protocol/bytes.ts";
+import { Client, type ClientHost, type UpgradeAsked, type UpgradeDecision } from "./connection.ts";
+import type { CodecEvent } from "../protocol/codec.ts";
+import { CloseCode } from "../protocol/close_codes.ts";
+import { FifoReader } from "../sources/fifo.ts";
+import { encodeFrame, encodeTextFrame, Opcode } from "../protocol/frame.ts";
 import type {
   CloseInfo,
   Connection,
@@ -16,9 +16,9 @@ import type {
   Server,
   UpgradeRequest,
   UpgradeResult,
-} from "./handlers.ts";
-import { errorMessage } from "./log.ts";
-import type { Options } from "./options.ts";
+} from "../api/handlers.ts";
+import { errorMessage } from "../api/log.ts";
+import type { Options } from "../api/options.ts";
 
 const ACCEPT_BACKOFF_MIN_MS = 10;
 const ACCEPT_BACKOFF_MAX_MS = 1000;

@@ -1,9 +1,9 @@
 // Owns one client socket: the opening handshake, the read loop feeding the codec, the
 // bounded outbound queue with coalesced writes, and the deadlines the server enforces.
 
-import { concatBytes } from "./bytes.ts";
-import { Codec, type CodecEvent } from "./codec.ts";
-import { CloseCode } from "./close_codes.ts";
+import { concatBytes } from "../protocol/bytes.ts";
+import { Codec, type CodecEvent } from "../protocol/codec.ts";
+import { CloseCode } from "../protocol/close_codes.ts";
 import {
   encodeFrame,
   encodeTextFrame,
@@ -12,7 +12,7 @@ import {
   MERGE_LIMIT,
   Opcode,
   textFrameBound,
-} from "./frame.ts";
+} from "../protocol/frame.ts";
 import {
   acceptResponse,
   errorResponse,
@@ -23,9 +23,9 @@ import {
   RequestReader,
   type UpgradeRequest as WsUpgrade,
   validateUpgrade,
-} from "./handshake.ts";
-import type { CloseInfo, Connection, Logger, Message } from "./handlers.ts";
-import type { Options } from "./options.ts";
+} from "../protocol/handshake.ts";
+import type { CloseInfo, Connection, Logger, Message } from "../api/handlers.ts";
+import type { Options } from "../api/options.ts";
 
 /** The server's answer to a valid upgrade request. */
 export type UpgradeDecision =

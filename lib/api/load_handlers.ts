@@ -6,8 +6,8 @@ import { errorMessage } from "./log.ts";
 
 /** Handlers files shipped with push-server, loadable by name (and embedded in the executable). */
 export const BUILTIN_HANDLERS: Readonly<Record<string, URL>> = {
-  echo: new URL("../examples/echo.ts", import.meta.url),
-  targeted: new URL("../examples/targeted.ts", import.meta.url),
+  echo: new URL("../../examples/echo.ts", import.meta.url),
+  targeted: new URL("../../examples/targeted.ts", import.meta.url),
 };
 
 export type LoadResult =
@@ -15,7 +15,7 @@ export type LoadResult =
   | { readonly error: string };
 
 /** The project directory (where deno.json is); inside a compiled executable, its embedded copy. */
-const PROJECT_ROOT = new URL("../", import.meta.url);
+const PROJECT_ROOT = new URL("../../", import.meta.url);
 
 /**
  * Loads `spec`: a built-in name, or a path relative to the working directory. A relative path
