@@ -8,6 +8,7 @@ import {
   type CodecEvent,
   type CodecOptions,
   type CodecState,
+  truncateUtf8,
 } from "../lib/protocol/codec.ts";
 import { CloseCode } from "../lib/protocol/close_codes.ts";
 import { MERGE_LIMIT, Opcode } from "../lib/protocol/frame.ts";
@@ -86,7 +87,7 @@ function runCodec(chunks: Uint8Array[], options: CodecOptions, before?: (c: Code
     output: concat(output),
     state: codec.state,
     closeExpected: codec.closeExpected,
-    failure: codec.failure,
+    failure: codec.failure?.reason ?? null,
   };
 }
 
@@ -143,8 +144,10 @@ function assertFails(input: Uint8Array, code: number, options: ServeOptions = {}
   assert.equal(run.state, "closed");
   assert.equal(run.closeExpected, true);
   assert.notEqual(run.failure, null);
+  // The Close carries the failure's reason, so the peer can tell what went wrong.
+  const reason = last.type === "fail" ? truncateUtf8(last.reason, 123) : "";
   const close = (options.role ?? "server") === "server"
-    ? serverFrame(Opcode.CLOSE, closeBody(code))
+    ? serverFrame(Opcode.CLOSE, closeBody(code, reason))
     : null;
   if (close && !options.before) {
     assertSame(run.output.subarray(run.output.length - close.length), close);
@@ -600,11 +603,12 @@ Deno.test("server-initiated close, then the peer's close, ends closed without a 
   assert.equal(run.closeExpected, true);
 });
 
-Deno.test("while closing, a ping is reported but not answered (RFC 6455 §5.5.1)", () => {
+Deno.test("while closing, a ping is still answered with a pong (RFC 6455 §5.5.2)", () => {
+  // §5.5.2: a Pong is due "unless it already received a Close frame"; we only sent ours.
   const run = serve(frame(Opcode.PING, "x"), { before: (c) => c.close() });
   assertSame(run.events, [{ type: "ping", data: bytes("x") }]);
   assert.equal(run.state, "closing");
-  assert.equal(run.output.length, 0);
+  assertSame(run.output, serverFrame(Opcode.PONG, "x"));
 });
 
 Deno.test("a failure while closing queues no second close frame (RFC 6455 §7.1.7)", () => {
@@ -614,11 +618,14 @@ Deno.test("a failure while closing queues no second close frame (RFC 6455 §7.1.
   assert.equal(run.state, "closed");
 });
 
-Deno.test("sending after close() is API misuse and throws", () => {
+Deno.test("sending after close() sends nothing and returns false (RFC 6455 §5.5.1)", () => {
   const codec = new Codec();
   codec.close();
-  assert.throws(() => codec.sendText("x"), Error);
-  assert.throws(() => codec.sendBinary(new Uint8Array(1)), Error);
+  codec.takeOutput();
+  assert.equal(codec.sendText("x"), false);
+  assert.equal(codec.sendBinary(new Uint8Array(1)), false);
+  assert.equal(codec.sendEncoded([new Uint8Array([0x81, 0])]), false);
+  assertSame(codec.takeOutput(), []);
 });
 
 Deno.test("close() refuses codes that may not be sent and reasons over 123 bytes (RFC 6455 §5.5, §7.4.1)", () => {
@@ -873,29 +880,98 @@ Deno.test("sendBinary queues a payload over MERGE_LIMIT by reference, as documen
   assert.equal(codec.takeOutput()[1], data);
 });
 
-Deno.test("drain() places the codec's pong and Close among its events in the order they happened (RFC 6455 §5.5.1)", () => {
-  const codec = new Codec();
+Deno.test("events come one at a time, so a reply to a message precedes the Close of a later fatal frame (RFC 6455 §5.5.1, §7.1.7)", () => {
+  const sent: string[] = [];
+  const codec = new Codec({
+    sink: {
+      frames(parts) {
+        const f = concat([...parts]);
+        sent.push(f[0] === 0x88 ? "close" : f[0] === 0x8a ? "pong" : "reply");
+        return true;
+      },
+    },
+  });
   codec.receive(concat([
     frame(Opcode.TEXT, "first"),
     frame(Opcode.PING, "p"),
     frame(Opcode.TEXT, "second"),
     frame(Opcode.TEXT, "bad", { rsv: 4 }),
   ]));
-  const { events, output, outputBefore } = codec.drain();
-  assert.deepStrictEqual(events.map((e) => e.type), ["text", "ping", "text", "fail"]);
-  assert.equal(output.length, 2, "a pong and a Close");
-  // The pong is queued when its ping is read; the Close when the bad frame is.
-  assert.deepStrictEqual(outputBefore, [0, 1, 1, 2]);
-  assert.deepStrictEqual(codec.drain(), { events: [], output: [], outputBefore: [] });
+  const seen: string[] = [];
+  for (let e = codec.nextEvent(); e !== null; e = codec.nextEvent()) {
+    seen.push(e.type);
+    if (e.type === "text") codec.sendText(`re: ${e.data}`);
+  }
+  assert.deepStrictEqual(seen, ["text", "ping", "text", "fail"]);
+  assert.deepStrictEqual(sent, ["reply", "pong", "reply", "close"]);
 });
 
-Deno.test("drain() after takeOutput() counts only output still held", () => {
+Deno.test("a failure sends exactly one Close, whatever triggers it later (RFC 6455 §5.5.1)", () => {
   const codec = new Codec();
-  codec.receive(frame(Opcode.PING, "a"));
-  assert.equal(codec.takeOutput().length, 1);
-  codec.receive(frame(Opcode.PING, "b"));
-  const { events, output, outputBefore } = codec.drain();
-  assert.equal(events.length, 2);
-  assert.equal(output.length, 1);
-  assert.deepStrictEqual(outputBefore, [0, 1]);
+  codec.fail("slow-consumer");
+  codec.fail("slow-consumer");
+  codec.close(1000);
+  codec.receive(frame(Opcode.TEXT, "x", { mask: null }));
+  codec.takeEvents();
+  const out = concat(codec.takeOutput());
+  assertSame(out, serverFrame(Opcode.CLOSE, closeBody(4000, "slow consumer")));
+});
+
+Deno.test("an internal error closes with 1011 and no reason text (STYLE rule 4)", () => {
+  const codec = new Codec();
+  codec.fail("internal-error");
+  assertSame(concat(codec.takeOutput()), serverFrame(Opcode.CLOSE, closeBody(1011)));
+});
+
+Deno.test("receive() keeps unparsed input until nextEvent() consumes it", () => {
+  const codec = new Codec();
+  const two = concat([frame(Opcode.TEXT, "a"), frame(Opcode.TEXT, "b")]);
+  codec.receive(two.subarray(0, 3));
+  codec.receive(two.subarray(3));
+  assertSame(codec.takeEvents(), [text("a"), text("b")]);
+});
+
+Deno.test("a maximum-size message in 64-byte fragments passes with the defaults (Autobahn 9.3.1, RFC 6455 §5.4)", () => {
+  const max = 4 * 1024 * 1024;
+  const codec = new Codec({ maxMessageSize: max });
+  const piece = new Uint8Array(64).fill(0x61);
+  const frames: Uint8Array[] = [frame(Opcode.TEXT, piece, { fin: false })];
+  for (let i = 1; i < max / 64; i++) frames.push(frame(Opcode.CONTINUATION, piece, { fin: false }));
+  frames.push(frame(Opcode.CONTINUATION, new Uint8Array(0)));
+  for (const f of frames) codec.receive(f);
+  const events = codec.takeEvents();
+  assert.equal(events.length, 1);
+  assert.equal(events[0].type === "text" && events[0].data.length, max);
+});
+
+Deno.test("a leading U+FEFF is part of the text, single-frame and fragmented (STYLE: text is data)", () => {
+  const bom = new Uint8Array([0xef, 0xbb, 0xbf, 0x68, 0x69]);
+  assertSame(serve(frame(Opcode.TEXT, bom)).events, [text("\uFEFFhi")]);
+  const split = concat([
+    frame(Opcode.TEXT, bom.subarray(0, 2), { fin: false }),
+    frame(Opcode.CONTINUATION, bom.subarray(2)),
+  ]);
+  assertSame(serve(split).events, [text("\uFEFFhi")]);
+});
+
+Deno.test("frames announcing 16 MiB allocate only what arrived (RFC 6455 §10.4)", () => {
+  const CODECS = 100;
+  const announced = 16 * 1024 * 1024;
+  const header = new Uint8Array(14);
+  header[0] = 0x82;
+  header[1] = 0x80 | 127;
+  new DataView(header.buffer).setUint32(6, announced);
+  header.set(MASK, 10);
+  const before = Deno.memoryUsage().external;
+  const held: Codec[] = [];
+  for (let i = 0; i < CODECS; i++) {
+    const codec = new Codec();
+    codec.receive(concat([header, new Uint8Array(1024)]));
+    assertSame(codec.takeEvents(), []);
+    held.push(codec);
+  }
+  const grown = Deno.memoryUsage().external - before;
+  // Reserving the announced size would take 1.6 GB here; what arrived is 100 KiB.
+  assert.ok(grown < 64 * 1024 * 1024, `external memory grew by ${grown} bytes`);
+  assert.equal(held.length, CODECS);
 });

@@ -1,11 +1,10 @@
 // Runs the conformance table against an in-memory pair: a server Codec wired to an echo (as
-// examples/echo.ts over lib/server/connection.ts does) and a client Codec reading its answers. Each case's bytes go in whole,
-// one byte at a time, and (when small) split in two at every point.
+// examples/echo.ts over lib/server/connection.ts does) and a client Codec reading its answers.
+// Each case's bytes go in whole, one byte at a time, and (when small) split in two at every point.
 
 import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
 import { Codec, type CodecEvent } from "../lib/protocol/codec.ts";
-import { encodeFrame, Opcode } from "../lib/protocol/frame.ts";
 import { concat } from "./support/feed.ts";
 import {
   ALIVE_PING,
@@ -36,18 +35,12 @@ function run(chunks: readonly Uint8Array[]): Outcome {
   });
   const replies: Reply[] = [];
   const pump = () => {
-    // As lib/server/connection.ts does: the codec's output goes out in its place among the echoes.
-    const { events, output, outputBefore } = server.drain();
-    let sent = 0;
-    const deliver = (frames: readonly Uint8Array[]) => {
-      for (const frame of frames) client.receive(frame);
-    };
-    events.forEach((event, i) => {
-      deliver(output.slice(sent, outputBefore[i]));
-      sent = outputBefore[i];
-      deliver(echo(event));
-    });
-    deliver(output.slice(sent));
+    // As lib/server/connection.ts does: pull one event at a time and reply to it through the
+    // codec, so the codec's own frames (pong, Close) fall in their place among the echoes.
+    for (let event = server.nextEvent(); event !== null; event = server.nextEvent()) {
+      echo(server, event);
+    }
+    for (const frame of server.takeOutput()) client.receive(frame);
     for (const event of client.takeEvents()) {
       const reply = toReply(event);
       if (reply) replies.push(reply);
@@ -65,11 +58,10 @@ function run(chunks: readonly Uint8Array[]): Outcome {
   return { replies, tcpCloses: server.closeExpected };
 }
 
-/** examples/echo.ts: text and binary go back to their sender, framed as the server frames them. */
-function echo(event: CodecEvent): Uint8Array[] {
-  if (event.type === "text") return encodeFrame(Opcode.TEXT, new TextEncoder().encode(event.data));
-  if (event.type === "binary") return encodeFrame(Opcode.BINARY, event.data);
-  return [];
+/** examples/echo.ts: text and binary go back to their sender, through the server's codec. */
+function echo(server: Codec, event: CodecEvent): void {
+  if (event.type === "text") server.sendText(event.data);
+  else if (event.type === "binary") server.sendBinary(event.data);
 }
 
 function toReply(event: CodecEvent): Reply | null {

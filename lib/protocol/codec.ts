@@ -1,11 +1,14 @@
 // Owns the WebSocket connection state machine (RFC 6455 §5–§7): bytes in, events and bytes out.
-// Sans-I/O: no sockets, timers, clock or randomness; the caller drains output after every call.
+// Sans-I/O: no sockets, timers, clock or randomness. Every frame the connection sends passes
+// through it, and its events are pulled one at a time, so output keeps its order by construction.
 
 import { CloseCode, isValidCloseCode } from "./close_codes.ts";
+import { type Failure, failure, type FailureKind } from "./failures.ts";
 import {
   applyMask,
   encodeFrame,
   encodeFrameHeader,
+  encodeTextFrame,
   type FrameHeader,
   isControlOpcode,
   isKnownOpcode,
@@ -17,7 +20,7 @@ import {
 } from "./frame.ts";
 import { isValidUtf8, Utf8Validator } from "./utf8.ts";
 
-/** What the codec reports to its owner, drained with `takeEvents()`. */
+/** What the codec reports to its owner, pulled with `nextEvent()`. */
 export type CodecEvent =
   | { readonly type: "text"; readonly data: string }
   /** `data` is a copy owned by the receiver. */
@@ -28,37 +31,61 @@ export type CodecEvent =
   /** The peer's Close (1005 when it carried no code), or 1006 when TCP ended without one. */
   | { readonly type: "close"; readonly code: number; readonly reason: string }
   /** We failed the connection (RFC 6455 §7.1.7); the Close frame with `code` is queued. */
-  | { readonly type: "fail"; readonly code: number; readonly reason: string };
-
-/** Events and output drained together; see `Codec.drain()`. */
-export interface CodecDrain {
-  readonly events: CodecEvent[];
-  readonly output: Uint8Array[];
-  /** For each event, how many chunks of `output` precede it. */
-  readonly outputBefore: number[];
-}
+  | {
+    readonly type: "fail";
+    readonly kind: FailureKind;
+    readonly code: number;
+    readonly reason: string;
+  };
 
 /** OPEN: data flows. CLOSING: our Close is sent, the peer's is awaited. CLOSED: done. */
 export type CodecState = "open" | "closing" | "closed";
+
+/**
+ * Where a codec puts the frames it sends, in order: whole frames only, so the owner's queue
+ * always knows where each frame starts and ends. Returns false when the frames were refused
+ * (the owner may then fail the codec, e.g. as a slow consumer).
+ */
+export interface OutputSink {
+  /** One or more whole frames, as `encodeFrame` returns them (header and payload may be apart). */
+  frames(parts: readonly Uint8Array[], control: boolean): boolean;
+  /** One text message to frame and queue; lets the owner frame small texts into a batch. */
+  text?(text: string): boolean;
+}
 
 export interface CodecOptions {
   /** "server" requires masked input and sends unmasked frames; "client" the reverse. */
   readonly role?: "server" | "client";
   /** Largest message in bytes, counted across fragments; larger fails with 1009. */
   readonly maxMessageSize?: number;
-  /** Most frames one message may take; more fails with 1009. */
+  /** Most frames one message may take; more fails with 1009. Defaults from maxMessageSize. */
   readonly maxFragments?: number;
   /** Client role only: returns a fresh 4-byte masking key for each frame (RFC 6455 §5.3). */
   readonly maskKey?: () => Uint8Array;
+  /** Server role only: where sent frames go. Without one, `takeOutput()` drains them. */
+  readonly sink?: OutputSink;
 }
 
 export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
-export const DEFAULT_MAX_FRAGMENTS = 65536;
+/**
+ * The fragment cap allows a maximum-size message in fragments of this many bytes on average
+ * (Autobahn 9.3/9.4 send 4 MiB in 64-byte fragments, plus an empty last one). The message
+ * size is the real bound; the cap only stops endless empty fragments.
+ */
+export const MIN_AVERAGE_FRAGMENT = 16;
+const MIN_FRAGMENT_CAP = 65536;
+
+/** The default fragment cap for a message-size limit. */
+export function defaultMaxFragments(maxMessageSize: number): number {
+  return Math.max(MIN_FRAGMENT_CAP, Math.ceil(maxMessageSize / MIN_AVERAGE_FRAGMENT) + 1);
+}
 
 const EMPTY = new Uint8Array(0);
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+// STYLE: text is data. A leading U+FEFF is part of the message: ignoreBOM keeps it.
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+/** A fragmented message's buffer starts this small and doubles as bytes actually arrive. */
 const FIRST_MESSAGE_CAPACITY = 4096;
 
 /** The connection state machine for one WebSocket, either role. */
@@ -67,15 +94,21 @@ export class Codec {
   readonly #maxMessage: number;
   readonly #maxFragments: number;
   readonly #maskKey?: () => Uint8Array;
+  readonly #sink: OutputSink;
 
   #state: CodecState = "open";
   #closeExpected = false;
-  #failure: string | null = null;
+  #closeSent = false;
+  #closeReceived = false;
+  #failure: Failure | null = null;
+  /** Events produced by the frame just parsed, not yet pulled (rarely more than one). */
   #events: CodecEvent[] = [];
   #output: Uint8Array[] = [];
-  /** For each event, how many output chunks had been queued (ever) when it happened. */
-  #eventMarks: number[] = [];
-  #outputTaken = 0;
+
+  // Input not yet parsed: a view of what `receive` was given, from #pos on.
+  #input: Uint8Array = EMPTY;
+  #pos = 0;
+  #eof = false;
 
   // Frame being read.
   #header: FrameHeader | null = null;
@@ -97,9 +130,16 @@ export class Codec {
   constructor(options: CodecOptions = {}) {
     this.#server = (options.role ?? "server") === "server";
     this.#maxMessage = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
-    this.#maxFragments = options.maxFragments ?? DEFAULT_MAX_FRAGMENTS;
+    this.#maxFragments = options.maxFragments ?? defaultMaxFragments(this.#maxMessage);
     this.#maskKey = options.maskKey;
     if (!this.#server && !this.#maskKey) throw new TypeError("A client codec needs maskKey");
+    if (!this.#server && options.sink) throw new TypeError("Only a server codec takes a sink");
+    this.#sink = options.sink ?? {
+      frames: (parts) => {
+        for (const p of parts) this.#output.push(p);
+        return true;
+      },
+    };
   }
 
   get state(): CodecState {
@@ -112,103 +152,123 @@ export class Codec {
   }
 
   /** Why we failed the connection, or null. */
-  get failure(): string | null {
+  get failure(): Failure | null {
     return this.#failure;
   }
 
-  /** Drains the events produced since the last call. */
-  takeEvents(): CodecEvent[] {
-    const events = this.#events;
-    if (events.length) {
-      this.#events = [];
-      this.#eventMarks = [];
+  /** True once Close frames went both ways (RFC 6455 §7.1.1: the server then closes TCP first). */
+  get closedCleanly(): boolean {
+    return this.#closeSent && this.#closeReceived && this.#failure === null;
+  }
+
+  /**
+   * Feeds bytes from the peer; nothing is parsed until `nextEvent()` is called. The codec keeps
+   * a view of `data` (and may unmask it in place) until `nextEvent()` returns null: only then may
+   * the caller reuse the buffer. Bytes fed before that are joined to the rest (a copy).
+   */
+  receive(data: Uint8Array): void {
+    if (!this.#accepting() || data.length === 0) return;
+    if (this.#pos < this.#input.length) {
+      const rest = this.#input.subarray(this.#pos);
+      const joined = new Uint8Array(rest.length + data.length);
+      joined.set(rest);
+      joined.set(data, rest.length);
+      this.#input = joined;
+    } else {
+      this.#input = data;
     }
+    this.#pos = 0;
+  }
+
+  /**
+   * The peer closed TCP. Input already fed is still parsed first; after it, without a Close
+   * frame, that is an abnormal closure (1006).
+   */
+  receiveEof(): void {
+    this.#eof = true;
+  }
+
+  /**
+   * Parses input until the next event, and returns it; null when all input is parsed. Frames the
+   * codec answers by itself (a pong, the Close echo, a failure's Close) are sent while parsing,
+   * so whatever the caller sends in reply to one event goes out before the codec's answer to
+   * the next: replies to messages read ahead of a fatal frame precede its Close.
+   */
+  nextEvent(): CodecEvent | null {
+    while (this.#events.length === 0) {
+      if (!this.#parseSome()) break;
+    }
+    if (this.#events.length > 0) return this.#events.shift()!;
+    if (this.#eof && this.#state !== "closed") {
+      // RFC 6455 §7.1.5: TCP closed without a Close frame: "1006".
+      this.#state = "closed";
+      this.#closeExpected = true;
+      return { type: "close", code: CloseCode.ABNORMAL_CLOSURE, reason: "" };
+    }
+    return null;
+  }
+
+  /** Pulls every event the input holds (for tests and simple callers). */
+  takeEvents(): CodecEvent[] {
+    const events: CodecEvent[] = [];
+    for (let e = this.nextEvent(); e !== null; e = this.nextEvent()) events.push(e);
     return events;
   }
 
-  /** Drains the bytes to write to the peer, in order. */
+  /** Drains the bytes to write to the peer, in order (only without a sink). */
   takeOutput(): Uint8Array[] {
     const out = this.#output;
-    if (out.length) {
-      this.#output = [];
-      this.#outputTaken += out.length;
-    }
+    if (out.length) this.#output = [];
     return out;
   }
 
-  /**
-   * Drains events and output together, keeping their relative order: `outputBefore[i]` chunks
-   * of `output` were queued before `events[i]` happened (a pong before its ping's event, a Close
-   * before the fail event). A caller that replies to events between those chunks keeps replies
-   * to messages that arrived ahead of a fatal frame ahead of the Close, as on the wire.
-   */
-  drain(): CodecDrain {
-    const taken = this.#outputTaken;
-    const marks = this.#eventMarks;
-    const events = this.takeEvents();
-    const output = this.takeOutput();
-    const outputBefore = marks.map((mark) => Math.min(Math.max(mark - taken, 0), output.length));
-    return { events, output, outputBefore };
-  }
-
-  /** Whether `takeOutput()` has anything. */
-  get hasOutput(): boolean {
-    return this.#output.length > 0;
-  }
-
-  /**
-   * Feeds bytes from the peer. The codec may unmask `data` in place during the call but
-   * keeps no reference to it afterwards, so the caller may reuse the buffer.
-   */
-  receive(data: Uint8Array): void {
-    let pos = 0;
-    while (pos < data.length && this.#accepting()) {
-      if (this.#header === null) {
-        const used = this.#readHeader(data, pos);
-        if (used < 0) return;
-        pos += used;
-      } else {
-        pos += this.#readPayload(data, pos);
-      }
+  /** Sends a text message; false when not open (or the sink refused it). */
+  sendText(text: string): boolean {
+    if (this.#state !== "open") return false;
+    if (this.#server) {
+      return this.#sink.text
+        ? this.#sink.text(text)
+        : this.#sink.frames(encodeTextFrame(text), false);
     }
-  }
-
-  /** The peer closed TCP. Without a Close frame first, that is an abnormal closure (1006). */
-  receiveEof(): void {
-    if (this.#state === "closed") return;
-    this.#state = "closed";
-    this.#closeExpected = true;
-    this.#emit({ type: "close", code: CloseCode.ABNORMAL_CLOSURE, reason: "" });
-  }
-
-  /** Queues a text message. */
-  sendText(text: string): void {
-    this.#send(Opcode.TEXT, encoder.encode(text));
+    return this.#queue(Opcode.TEXT, encoder.encode(text));
   }
 
   /**
-   * Queues a binary message. A server codec queues a payload over MERGE_LIMIT by reference
-   * (header and payload go out as two writes), so leave it unchanged until it is sent.
+   * Sends a binary message; false when not open. A server codec queues a payload over
+   * MERGE_LIMIT by reference (header and payload go out apart): leave it unchanged until sent.
    */
-  sendBinary(data: Uint8Array): void {
-    this.#send(Opcode.BINARY, data);
+  sendBinary(data: Uint8Array): boolean {
+    if (this.#state !== "open") return false;
+    return this.#queue(Opcode.BINARY, data);
   }
 
-  /** Queues a ping (payload at most 125 bytes). */
-  sendPing(data: Uint8Array = EMPTY): void {
-    this.#checkControl(data);
-    this.#send(Opcode.PING, data);
+  /**
+   * Sends data frames already encoded by the caller, as a broadcast does: framed once, the same
+   * bytes for every connection (not copied). Server role; false when not open.
+   */
+  sendEncoded(parts: readonly Uint8Array[]): boolean {
+    if (!this.#server) throw new TypeError("Only a server codec sends pre-encoded frames");
+    if (this.#state !== "open") return false;
+    return this.#sink.frames(parts, false);
   }
 
-  /** Queues an unsolicited pong (payload at most 125 bytes). */
-  sendPong(data: Uint8Array = EMPTY): void {
-    this.#checkControl(data);
-    this.#send(Opcode.PONG, data);
+  /** Sends a ping (payload at most 125 bytes); false when not open. */
+  sendPing(data: Uint8Array = EMPTY): boolean {
+    checkControl(data);
+    if (this.#state !== "open") return false;
+    return this.#queue(Opcode.PING, data);
+  }
+
+  /** Sends an unsolicited pong (payload at most 125 bytes); false when not open. */
+  sendPong(data: Uint8Array = EMPTY): boolean {
+    checkControl(data);
+    if (this.#state !== "open") return false;
+    return this.#queue(Opcode.PONG, data);
   }
 
   /**
    * Starts the closing handshake (RFC 6455 §7.1.2). A no-op unless open.
-   * Throws on a code that may not be sent or a reason longer than 123 bytes.
+   * Throws on a code that may not be sent or a reason longer than 123 bytes (API misuse).
    */
   close(code: number = CloseCode.NORMAL_CLOSURE, reason = ""): void {
     if (!isValidCloseCode(code)) throw new RangeError(`Cannot close with code ${code}`);
@@ -217,54 +277,69 @@ export class Codec {
       throw new RangeError("Cannot close: the reason is longer than 123 bytes");
     }
     if (this.#state !== "open") return;
-    this.#queue(Opcode.CLOSE, payload);
     this.#state = "closing";
+    this.#sendClose(payload);
   }
 
   /**
-   * Fails the connection (RFC 6455 §7.1.7): queues a Close with `code`, records `reason`,
-   * and discards all further input. The TCP connection should close once output is sent.
+   * Fails the connection (RFC 6455 §7.1.7): sends a Close with the kind's code (unless one was
+   * sent already: only one Close ever goes out, §5.5.1), records why, reports a `fail` event and
+   * discards all further input. The TCP connection should close once output is sent.
    */
-  fail(code: number, reason: string): void {
+  fail(kind: FailureKind, detail?: string): void {
     if (this.#failure !== null || this.#state === "closed") return;
-    this.#failure = reason;
-    if (this.#state === "open") this.#queue(Opcode.CLOSE, closePayload(code, ""));
+    const f = failure(kind, detail);
+    this.#failure = f;
+    const wasOpen = this.#state === "open";
     this.#state = "closed";
     this.#closeExpected = true;
     this.#msg = null;
     this.#control = null;
-    this.#emit({ type: "fail", code, reason });
+    this.#header = null;
+    this.#input = EMPTY;
+    this.#pos = 0;
+    // The reason tells the peer what went wrong; an internal error's text is empty (STYLE 4).
+    if (wasOpen) this.#sendClose(closePayload(f.code, truncateUtf8(f.reason, MAX_CLOSE_REASON)));
+    this.#events.push({ type: "fail", kind: f.kind, code: f.code, reason: f.reason });
   }
 
-  #emit(event: CodecEvent): void {
-    this.#events.push(event);
-    this.#eventMarks.push(this.#outputTaken + this.#output.length);
+  #sendClose(payload: Uint8Array): void {
+    this.#closeSent = true;
+    this.#queue(Opcode.CLOSE, payload);
   }
 
   #accepting(): boolean {
     return this.#failure === null && this.#state !== "closed";
   }
 
-  #checkControl(data: Uint8Array): void {
-    if (data.length > MAX_CONTROL_PAYLOAD) {
-      throw new RangeError("Cannot send a control frame longer than 125 bytes");
+  /** Parses from the input; returns false when nothing more can be parsed now. */
+  #parseSome(): boolean {
+    const data = this.#input;
+    if (this.#pos >= data.length || !this.#accepting()) return false;
+    if (this.#header === null) {
+      const used = this.#readHeader(data, this.#pos);
+      if (used < 0) {
+        this.#pos = data.length;
+        return false;
+      }
+      this.#pos += used;
+    } else {
+      this.#pos += this.#readPayload(data, this.#pos);
     }
+    if (this.#pos >= data.length) {
+      this.#input = EMPTY;
+      this.#pos = 0;
+    }
+    return true;
   }
 
-  #send(opcode: number, payload: Uint8Array): void {
-    if (this.#state !== "open") throw new Error("Cannot send: the connection is closing");
-    this.#queue(opcode, payload);
-  }
-
-  #queue(opcode: number, payload: Uint8Array): void {
-    if (this.#server) {
-      for (const part of encodeFrame(opcode, payload)) this.#output.push(part);
-      return;
-    }
+  #queue(opcode: number, payload: Uint8Array): boolean {
+    const control = isControlOpcode(opcode);
+    if (this.#server) return this.#sink.frames(encodeFrame(opcode, payload), control);
     const mask = this.#maskKey!();
     const masked = payload.slice();
     applyMask(masked, mask);
-    this.#output.push(encodeFrameHeader(opcode, masked.length, { mask }), masked);
+    return this.#sink.frames([encodeFrameHeader(opcode, masked.length, { mask }), masked], control);
   }
 
   /** Returns the bytes of `data` used for a header, or -1 when all were held for later. */
@@ -293,9 +368,7 @@ export class Codec {
       used = "error" in result ? 0 : result.headerLength - held;
     }
     if ("error" in result) {
-      // RFC 6455 §10.4: a legal length beyond what we can handle is "too big" (1009).
-      const code = result.tooLarge ? CloseCode.MESSAGE_TOO_BIG : CloseCode.PROTOCOL_ERROR;
-      this.fail(code, result.error);
+      this.fail(result.tooLarge ? "length-too-large" : "length-top-bit");
       return 0;
     }
     this.#startFrame(result);
@@ -311,9 +384,9 @@ export class Codec {
   }
 
   #startFrame(h: FrameHeader): void {
-    const rule = this.#frameRuleBroken(h);
-    if (rule) {
-      this.fail(rule.code, rule.reason);
+    const broken = this.#frameRuleBroken(h);
+    if (broken) {
+      this.fail(broken.kind, broken.detail);
       return;
     }
     this.#header = h;
@@ -327,35 +400,38 @@ export class Codec {
   }
 
   /** Checks the header against RFC 6455 before any payload is read or buffered. */
-  #frameRuleBroken(h: FrameHeader): { code: number; reason: string } | null {
-    const protocol = (reason: string) => ({ code: CloseCode.PROTOCOL_ERROR, reason });
+  #frameRuleBroken(h: FrameHeader): { kind: FailureKind; detail?: string } | null {
     // RFC 6455 §5.2: RSV1-3 "MUST be 0 unless an extension is negotiated".
-    if (h.rsv !== 0) return protocol("reserved bits are set");
+    if (h.rsv !== 0) return { kind: "reserved-bits" };
     // RFC 6455 §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail_".
-    if (!isKnownOpcode(h.opcode)) return protocol(`reserved opcode ${h.opcode}`);
+    if (!isKnownOpcode(h.opcode)) {
+      return { kind: "reserved-opcode", detail: `reserved opcode ${h.opcode}` };
+    }
     // RFC 6455 §5.1: a server MUST close on an unmasked frame; a client on a masked one.
-    if (this.#server && h.mask === null) return protocol("client frame is not masked");
-    if (!this.#server && h.mask !== null) return protocol("server frame is masked");
+    if (this.#server && h.mask === null) return { kind: "unmasked-frame" };
+    if (!this.#server && h.mask !== null) return { kind: "masked-frame" };
     if (isControlOpcode(h.opcode)) {
       // RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or less
       // and MUST NOT be fragmented."
-      if (!h.fin) return protocol("fragmented control frame");
-      if (h.payloadLength > MAX_CONTROL_PAYLOAD) return protocol("control frame over 125 bytes");
+      if (!h.fin) return { kind: "fragmented-control" };
+      if (h.payloadLength > MAX_CONTROL_PAYLOAD) return { kind: "control-too-long" };
       return null;
     }
     // RFC 6455 §5.4: fragments of one message are not interleaved with another message.
     if (h.opcode === Opcode.CONTINUATION && this.#msgOpcode < 0) {
-      return protocol("continuation frame without a message to continue");
+      return { kind: "orphan-continuation" };
     }
     if (h.opcode !== Opcode.CONTINUATION && this.#msgOpcode >= 0) {
-      return protocol("new message started inside a fragmented message");
+      return { kind: "interleaved-message" };
     }
-    const tooBig = { code: CloseCode.MESSAGE_TOO_BIG, reason: "" };
-    if (this.#msgLen + h.payloadLength > this.#maxMessage) {
-      return { ...tooBig, reason: `message over ${this.#maxMessage} bytes` };
+    // STYLE rule 6: limits are checked from the header, before anything is allocated.
+    const sofar = h.opcode === Opcode.CONTINUATION ? this.#msgLen : 0;
+    if (sofar + h.payloadLength > this.#maxMessage) {
+      return { kind: "message-too-big", detail: `message over ${this.#maxMessage} bytes` };
     }
-    if (this.#fragments + 1 > this.#maxFragments) {
-      return { ...tooBig, reason: `message in over ${this.#maxFragments} frames` };
+    const fragments = h.opcode === Opcode.CONTINUATION ? this.#fragments : 0;
+    if (fragments + 1 > this.#maxFragments) {
+      return { kind: "too-many-fragments", detail: `message in over ${this.#maxFragments} frames` };
     }
     return null;
   }
@@ -366,28 +442,26 @@ export class Codec {
       this.#msgLen = 0;
       this.#fragments = 0;
       this.#utf8?.reset();
-      // Allocated with the first payload bytes, unless the whole frame is at hand then.
+      // Allocated when payload bytes arrive, unless the whole frame is at hand then.
       this.#msg = null;
-    } else {
-      this.#reserve(this.#msgLen + h.payloadLength);
     }
     this.#fragments++;
   }
 
-  /** The message buffer: a single-frame message gets exactly its size; a fragmented one grows. */
-  #message(h: FrameHeader): Uint8Array {
-    if (this.#msg) return this.#msg;
-    const capacity = h.fin ? h.payloadLength : Math.max(h.payloadLength, FIRST_MESSAGE_CAPACITY);
-    this.#msg = new Uint8Array(Math.min(capacity, this.#maxMessage));
-    return this.#msg;
-  }
-
-  #reserve(size: number): void {
-    const msg = this.#message(this.#header!);
-    if (size <= msg.length) return;
-    const grown = new Uint8Array(Math.min(Math.max(size, msg.length * 2), this.#maxMessage));
-    grown.set(msg.subarray(0, this.#msgLen));
+  /**
+   * Makes room for `size` bytes of message. Allocates what arrived, not what was announced:
+   * a header's length is a limit to check, not a size to allocate, so the buffer doubles as
+   * bytes come in (STYLE, lessons).
+   */
+  #reserve(size: number): Uint8Array {
+    const msg = this.#msg;
+    if (msg && size <= msg.length) return msg;
+    const grown = new Uint8Array(
+      Math.min(Math.max(size, (msg?.length ?? 0) * 2, FIRST_MESSAGE_CAPACITY), this.#maxMessage),
+    );
+    if (msg) grown.set(msg.subarray(0, this.#msgLen));
     this.#msg = grown;
+    return grown;
   }
 
   /** Consumes payload bytes of the current frame; returns how many were used. */
@@ -407,10 +481,10 @@ export class Codec {
       // RFC 6455 §8.1: fail as soon as the text is known to be invalid, mid-frame included.
       const utf8 = this.#msgOpcode === Opcode.TEXT ? (this.#utf8 ??= new Utf8Validator()) : null;
       if (utf8 && !utf8.push(piece)) {
-        this.fail(CloseCode.INVALID_PAYLOAD_DATA, "invalid UTF-8 in text message");
+        this.fail("invalid-utf8");
         return take;
       }
-      this.#message(h).set(piece, this.#msgLen);
+      this.#reserve(this.#msgLen + take).set(piece, this.#msgLen);
       this.#msgLen += take;
     }
     this.#payloadDone += take;
@@ -436,7 +510,7 @@ export class Codec {
     this.#msgOpcode = -1;
     this.#fragments = 0;
     if (opcode === Opcode.BINARY) {
-      this.#emit({ type: "binary", data: payload.slice() });
+      this.#events.push({ type: "binary", data: payload.slice() });
       return;
     }
     let text: string;
@@ -445,41 +519,42 @@ export class Codec {
       text = strictDecoder.decode(payload);
     } catch {
       // RFC 6455 §8.1: text that is not valid UTF-8 fails the connection.
-      this.fail(CloseCode.INVALID_PAYLOAD_DATA, "invalid UTF-8 in text message");
+      this.fail("invalid-utf8");
       return;
     }
-    this.#emit({ type: "text", data: text });
+    this.#events.push({ type: "text", data: text });
   }
 
   #endMessage(): void {
     const opcode = this.#msgOpcode;
-    const bytes = this.#msg ? this.#msg.subarray(0, this.#msgLen) : new Uint8Array(0);
+    // A copy the size of the message: the buffer may have grown past it.
+    const bytes = this.#msg ? this.#msg.slice(0, this.#msgLen) : new Uint8Array(0);
     this.#msgOpcode = -1;
     this.#msg = null;
     this.#msgLen = 0;
     this.#fragments = 0;
     if (opcode === Opcode.BINARY) {
-      this.#emit({ type: "binary", data: bytes });
+      this.#events.push({ type: "binary", data: bytes });
       return;
     }
     if (this.#utf8 && !this.#utf8.complete) {
-      this.fail(CloseCode.INVALID_PAYLOAD_DATA, "text message ends inside a UTF-8 sequence");
+      this.fail("truncated-utf8");
       return;
     }
-    this.#emit({ type: "text", data: decoder.decode(bytes) });
+    this.#events.push({ type: "text", data: decoder.decode(bytes) });
   }
 
   #handleControl(opcode: number, payload: Uint8Array): void {
     switch (opcode) {
       case Opcode.PING:
         // RFC 6455 §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame
-        // in response ... with identical Application data".
-        if (this.#state === "open") this.#queue(Opcode.PONG, payload);
-        this.#emit({ type: "ping", data: payload });
+        // in response, unless it already received a Close frame": while CLOSING too.
+        this.#queue(Opcode.PONG, payload);
+        this.#events.push({ type: "ping", data: payload });
         return;
       case Opcode.PONG:
         // RFC 6455 §5.5.3: an unsolicited Pong is allowed and needs no response.
-        this.#emit({ type: "pong", data: payload });
+        this.#events.push({ type: "pong", data: payload });
         return;
       case Opcode.CLOSE:
         this.#handleClose(payload);
@@ -490,21 +565,42 @@ export class Codec {
   #handleClose(payload: Uint8Array): void {
     const parsed = parseClosePayload(payload);
     if ("error" in parsed) {
-      this.fail(parsed.code, parsed.error);
+      this.fail(parsed.kind, parsed.error);
       return;
     }
     // RFC 6455 §5.5.1: "If an endpoint receives a Close frame and did not previously send a
     // Close frame, the endpoint MUST send a Close frame in response", usually echoing the code.
-    if (this.#state === "open") {
-      const echo = parsed.code === CloseCode.NO_STATUS_RECEIVED
-        ? EMPTY
-        : closePayload(parsed.code, "");
-      this.#queue(Opcode.CLOSE, echo);
-    }
+    const wasOpen = this.#state === "open";
     this.#state = "closed";
     this.#closeExpected = true;
-    this.#emit({ type: "close", code: parsed.code, reason: parsed.reason });
+    this.#closeReceived = true;
+    if (wasOpen) {
+      this.#sendClose(
+        parsed.code === CloseCode.NO_STATUS_RECEIVED ? EMPTY : closePayload(parsed.code, ""),
+      );
+    }
+    this.#events.push({ type: "close", code: parsed.code, reason: parsed.reason });
   }
+}
+
+/** A Close reason is at most 123 bytes (RFC 6455 §5.5: 125 with the 2-byte code). */
+const MAX_CLOSE_REASON = MAX_CONTROL_PAYLOAD - 2;
+
+function checkControl(data: Uint8Array): void {
+  if (data.length > MAX_CONTROL_PAYLOAD) {
+    throw new RangeError("Cannot send a control frame longer than 125 bytes");
+  }
+}
+
+/** `text` cut to at most `max` UTF-8 bytes, at a character boundary. */
+export function truncateUtf8(text: string, max: number): string {
+  if (text.length * 3 <= max) return text;
+  const bytes = encoder.encode(text);
+  if (bytes.length <= max) return text;
+  let end = max;
+  // Back up over continuation bytes (10xxxxxx) to the start of the cut character.
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--;
+  return decoder.decode(bytes.subarray(0, end));
 }
 
 /** Encodes a Close frame body: a 2-byte code and a UTF-8 reason. */
@@ -517,21 +613,21 @@ export function closePayload(code: number, reason: string): Uint8Array {
   return out;
 }
 
-/** Parses a Close frame body (RFC 6455 §5.5.1), or says which close code its fault earns. */
+/** Parses a Close frame body (RFC 6455 §5.5.1), or says which failure its fault is. */
 export function parseClosePayload(
   payload: Uint8Array,
-): { code: number; reason: string } | { error: string; code: number } {
+): { code: number; reason: string } | { error: string; kind: FailureKind } {
   if (payload.length === 0) return { code: CloseCode.NO_STATUS_RECEIVED, reason: "" };
   if (payload.length === 1) {
-    return { error: "close frame with a 1-byte payload", code: CloseCode.PROTOCOL_ERROR };
+    return { error: "close frame with a 1-byte payload", kind: "close-body-1-byte" };
   }
   const code = (payload[0] << 8) | payload[1];
   if (!isValidCloseCode(code)) {
-    return { error: `close frame with invalid code ${code}`, code: CloseCode.PROTOCOL_ERROR };
+    return { error: `close frame with invalid code ${code}`, kind: "invalid-close-code" };
   }
   const reasonBytes = payload.subarray(2);
   if (!isValidUtf8(reasonBytes)) {
-    return { error: "close reason is not valid UTF-8", code: CloseCode.INVALID_PAYLOAD_DATA };
+    return { error: "close reason is not valid UTF-8", kind: "invalid-close-reason" };
   }
   return { code, reason: strictDecoder.decode(reasonBytes) };
 }
