@@ -624,7 +624,7 @@ Deno.test("sending after close() sends nothing and returns false (RFC 6455 §5.5
   codec.takeOutput();
   assert.equal(codec.sendText("x"), false);
   assert.equal(codec.sendBinary(new Uint8Array(1)), false);
-  assert.equal(codec.sendEncoded([new Uint8Array([0x81, 0])]), false);
+  assert.equal(codec.sendEncoded({ parts: [new Uint8Array([0x81, 0])] }), false);
   assertSame(codec.takeOutput(), []);
 });
 

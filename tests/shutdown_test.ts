@@ -96,7 +96,7 @@ Deno.test("a client that never answers the 1001 is dropped after --shutdown-time
     assert.equal(status.code, 0);
     assert.ok(elapsed >= 350, `exited after ${elapsed} ms, before the shutdown timeout`);
     assert.ok(elapsed < 5000, `exited after ${elapsed} ms`);
-    assert.match(server.stderr(), /1 clients did not close in time/);
+    assert.match(server.stderr(), /1 client did not close in time/);
     raw.conn.close();
   } finally {
     await server.stop();

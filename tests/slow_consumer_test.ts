@@ -62,7 +62,7 @@ Deno.test("a client that stops reading is closed as a slow consumer; memory stay
     );
     // The slow client's connection ends (after the bytes the kernel had already taken).
     assert.equal(await slow.closedWithin(10_000), true, "the slow client is disconnected");
-    await server.waitForLog(/closed: 1008 slow consumer/);
+    await server.waitForLog(/closed: 4000 slow consumer/);
   } finally {
     sampling = false;
     slow.close();
@@ -71,7 +71,7 @@ Deno.test("a client that stops reading is closed as a slow consumer; memory stay
   }
 });
 
-Deno.test("a slow consumer that reads again gets whole frames, then Close 1008 (RFC 6455 §5.2, §7.4.1)", async () => {
+Deno.test("a slow consumer that reads again gets whole frames, then Close 4000 (RFC 6455 §5.2, §7.4.2)", async () => {
   // Messages over the 256 KiB write-coalescing limit go out as a header write and a payload
   // write; dropping the queue between the two would corrupt the stream.
   const server = await startServer({
@@ -84,12 +84,12 @@ Deno.test("a slow consumer that reads again gets whole frames, then Close 1008 (
     const lines = Array.from({ length: 60 }, (_, i) => `${i} ` + "q".repeat(300_000));
     const writing = server.writeFifo(lines.join("\n") + "\n");
     await server.waitForLog(/closed as a slow consumer/, 20_000);
-    // Read everything the server sent: whole text frames in order, ending with Close 1008.
+    // Read everything the server sent: whole text frames in order, ending with Close 4000.
     let expected = 0;
     for (;;) {
       const frame = await slow.readFrame(10_000);
       if (frame.opcode === 0x8) {
-        assert.equal(parseClose(frame.payload).code, 1008);
+        assert.equal(parseClose(frame.payload).code, 4000);
         break;
       }
       assert.equal(frame.opcode, 0x1, `frame after ${expected} messages is text`);

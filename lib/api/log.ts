@@ -23,3 +23,17 @@ export function errorMessage(e: unknown): string {
   if (e instanceof Error) return `${e.name === "Error" ? "" : e.name + ": "}${e.message}`;
   return String(e);
 }
+
+/**
+ * An error for a handler's log line: its message, and where it was thrown (the first stack
+ * frame outside push-server's own lib/), as `file:line:column`.
+ */
+export function describeError(e: unknown): string {
+  const message = errorMessage(e);
+  if (!(e instanceof Error) || !e.stack) return message;
+  for (const line of e.stack.split("\n").slice(1)) {
+    const at = /\(?((?:file|https?):\/\/[^\s()]+:\d+:\d+)\)?\s*$/.exec(line.trim());
+    if (at && !at[1].includes("/lib/")) return `${message} (at ${at[1]})`;
+  }
+  return message;
+}

@@ -16,6 +16,11 @@ export interface Options {
   readonly maxMessageSize: number;
   /** Bytes queued for one client before it is closed as a slow consumer. */
   readonly maxQueue: number;
+  /** Bytes queued for all clients (shared broadcast bytes counted once); past it the clients
+   * holding the most are closed as slow consumers. */
+  readonly maxQueueTotal: number;
+  /** Time a client's queue may go without any write completing before it is a slow consumer. */
+  readonly drainTimeout: number;
   readonly handshakeTimeout: number;
   readonly upgradeTimeout: number;
   /** Silence after which the server pings a client. */
@@ -96,6 +101,22 @@ export const OPTION_SPECS: readonly Spec[] = [
     default: "",
     help:
       "bytes queued for one client before it is closed as a slow consumer (default: max-message-size + 1MiB)",
+  },
+  {
+    key: "maxQueueTotal",
+    flag: "max-queue-total",
+    env: "PUSH_MAX_QUEUE_TOTAL",
+    kind: "size",
+    default: "1GiB",
+    help: "bytes queued for all clients; past it, those holding the most are closed",
+  },
+  {
+    key: "drainTimeout",
+    flag: "drain-timeout",
+    env: "PUSH_DRAIN_TIMEOUT",
+    kind: "duration",
+    default: "30s",
+    help: "time a client's queue may stall before it is closed as a slow consumer",
   },
   {
     key: "handshakeTimeout",

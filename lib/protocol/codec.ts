@@ -46,11 +46,19 @@ export type CodecState = "open" | "closing" | "closed";
  * always knows where each frame starts and ends. Returns false when the frames were refused
  * (the owner may then fail the codec, e.g. as a slow consumer).
  */
+/** Frames encoded once by the caller and shared by many connections (a broadcast). */
+export interface EncodedFrames {
+  /** Whole data frames, as `encodeFrame` returns them. */
+  readonly parts: readonly Uint8Array[];
+}
+
 export interface OutputSink {
   /** One or more whole frames, as `encodeFrame` returns them (header and payload may be apart). */
   frames(parts: readonly Uint8Array[], control: boolean): boolean;
   /** One text message to frame and queue; lets the owner frame small texts into a batch. */
   text?(text: string): boolean;
+  /** Frames encoded once for many connections; the sink gets back the object it was given. */
+  encoded?(frames: EncodedFrames): boolean;
 }
 
 export interface CodecOptions {
@@ -246,10 +254,10 @@ export class Codec {
    * Sends data frames already encoded by the caller, as a broadcast does: framed once, the same
    * bytes for every connection (not copied). Server role; false when not open.
    */
-  sendEncoded(parts: readonly Uint8Array[]): boolean {
+  sendEncoded(frames: EncodedFrames): boolean {
     if (!this.#server) throw new TypeError("Only a server codec sends pre-encoded frames");
     if (this.#state !== "open") return false;
-    return this.#sink.frames(parts, false);
+    return this.#sink.encoded ? this.#sink.encoded(frames) : this.#sink.frames(frames.parts, false);
   }
 
   /** Sends a ping (payload at most 125 bytes); false when not open. */

@@ -1,18 +1,17 @@
-// Owns one client socket: the opening handshake, the read loop feeding the codec, the
-// bounded outbound queue with coalesced writes, and the deadlines the server enforces.
+// Owns one client socket: the opening handshake, the read loop that feeds the codec and pulls
+// its events one at a time, the write pump that drains the frame-aware outbound queue, and the
+// end of TCP. Every frame it sends goes through the codec; deadlines come from Liveness.
 
-import { concatBytes } from "../protocol/bytes.ts";
-import { Codec, type CodecEvent } from "../protocol/codec.ts";
+import type { CloseInfo, Connection, Logger, Message } from "../api/handlers.ts";
+import type { Options } from "../api/options.ts";
+import { Liveness, type LivenessAction } from "../policy/liveness.ts";
+import { OutboundQueue, SharedBytes } from "../policy/outbound_queue.ts";
+import type { Route } from "../policy/router.ts";
+import type { UpgradeDecision } from "../policy/upgrade_policy.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
-import {
-  encodeFrame,
-  encodeTextFrame,
-  encodeTextFrameInto,
-  MAX_FRAME_HEADER,
-  MERGE_LIMIT,
-  Opcode,
-  textFrameBound,
-} from "../protocol/frame.ts";
+import { Codec, type CodecEvent, type EncodedFrames } from "../protocol/codec.ts";
+import { type Failure, failure, type FailureKind } from "../protocol/failures.ts";
+import { encodeTextFrame, encodeTextFrameInto, textFrameBound } from "../protocol/frame.ts";
 import {
   acceptResponse,
   errorResponse,
@@ -24,13 +23,6 @@ import {
   type UpgradeRequest as WsUpgrade,
   validateUpgrade,
 } from "../protocol/handshake.ts";
-import type { CloseInfo, Connection, Logger, Message } from "../api/handlers.ts";
-import type { Options } from "../api/options.ts";
-
-/** The server's answer to a valid upgrade request. */
-export type UpgradeDecision =
-  | { readonly accept: true; readonly protocol: string; readonly data: unknown }
-  | { readonly accept: false; readonly error: HandshakeError };
 
 /** A valid upgrade request: the HTTP request and what it asks of the WebSocket. */
 export interface UpgradeAsked {
@@ -38,26 +30,30 @@ export interface UpgradeAsked {
   readonly ws: WsUpgrade;
 }
 
-/** What a client needs from the server that owns it. */
-export interface ClientHost {
+/** What a connection needs from the server that owns it. */
+export interface ConnectionHost {
   readonly options: Options;
   readonly log: Logger;
-  decideUpgrade(client: Client, asked: UpgradeAsked): Promise<UpgradeDecision>;
+  /** The clock, in milliseconds: read by the shell, passed into the pure parts. */
+  now(): number;
+  /** Where a complete request head goes: an upgrade, or a fixed resource. */
+  route(request: HttpRequest): Route;
+  decideUpgrade(conn: ClientConnection, asked: UpgradeAsked): Promise<UpgradeDecision>;
   /** The handshake is done; events follow only after this settles. */
-  opened(client: Client): void | Promise<void>;
-  /** One event from the codec; the next waits until this settles. */
-  event(client: Client, event: CodecEvent): void | Promise<void>;
-  /** The socket is closed; called once, for every client that was opened. */
-  closed(client: Client, info: CloseInfo): void;
-  /** Called once, for every client, when it is gone. */
-  forget(client: Client): void;
+  opened(conn: ClientConnection): void | Promise<void>;
+  /** A text, binary or ping event; the next waits until this settles. */
+  event(conn: ClientConnection, event: CodecEvent): void | Promise<void>;
+  /** The socket is closed; called once, for every connection that was opened. */
+  closed(conn: ClientConnection, info: CloseInfo): void;
+  /** Called once, for every connection, when it is gone. */
+  forget(conn: ClientConnection): void;
   /** Asks for `flush()` at the end of this turn, so one turn's frames go out together. */
-  markDirty(client: Client): void;
-  /** A client was closed for reading too slowly. */
-  slowConsumer(client: Client): void;
+  markDirty(conn: ClientConnection): void;
+  /** The connection failed (peer fault, slow consumer, timeout, internal error). */
+  failed(conn: ClientConnection, failure: Failure): void;
+  /** The handshake was refused with this error. */
+  refused(conn: ClientConnection, error: HandshakeError): void;
 }
-
-type Phase = "handshake" | "open" | "closing" | "finishing" | "closed";
 
 const MIN_READ = 1024;
 /**
@@ -66,9 +62,8 @@ const MIN_READ = 1024;
  */
 const IDLE_READ = 256;
 const MAX_READ = 256 * 1024;
-/** Frames up to this size are copied together into one write. */
-const COALESCE_LIMIT = 256 * 1024;
-const EMPTY = new Uint8Array(0);
+/** A slow consumer gets at most this long to take its Close before TCP is dropped. */
+const SLOW_CONSUMER_CLOSE_MS = 2000;
 const NO_HEADERS: ReadonlyMap<string, string> = new Map();
 /** A request-target whose path `new URL` would return unchanged: no dot, percent, "//" start. */
 const PLAIN_PATH = /^\/(?!\/)[A-Za-z0-9\-_~!$&'()*+,;=:@/]*$/;
@@ -78,29 +73,40 @@ const BATCH_TEXT_LIMIT = 1024;
 const BATCH_SIZE = 16 * 1024;
 
 /**
- * Small text frames that `send()` queues are written here, one client's at a time, and copied
- * out as one chunk when that client flushes, queues anything else, or another client sends:
- * one allocation per client per turn rather than one per frame (a typed-array allocation costs
- * ~340 ns in this Deno, whatever its size). Shared, so it costs idle clients nothing.
+ * Small text frames that `send()` queues are written here, one connection's at a time, and
+ * copied out as one queue entry when that connection flushes, queues anything else, or another
+ * connection sends: one allocation per connection per turn rather than one per frame (a typed
+ * array allocation costs ~340 ns in this Deno, whatever its size). Shared, so idle connections
+ * pay nothing. Every frame in it is whole.
  */
-const batch = { owner: null as Client | null, bytes: new Uint8Array(BATCH_SIZE), length: 0 };
+const batch = {
+  owner: null as ClientConnection | null,
+  bytes: new Uint8Array(BATCH_SIZE),
+  length: 0,
+};
 
 let nextId = 1;
 
 /** One client connection. The handler-facing `Connection` API is its public surface. */
-export class Client implements Connection {
+export class ClientConnection implements Connection {
   readonly id = nextId++;
   remoteAddress: string;
   protocol = "";
   data: unknown = undefined;
 
-  readonly #conn: Deno.Conn;
-  readonly #host: ClientHost;
+  readonly #socket: Deno.Conn;
+  readonly #host: ConnectionHost;
+  readonly #liveness: Liveness;
+  readonly #queue = new OutboundQueue();
+  /** Null until the handshake completes: the one state machine of the open connection. */
   #codec: Codec | null = null;
-  #phase: Phase = "handshake";
   #buf = new Uint8Array(MIN_READ);
+  #socketClosed = false;
+  #halfClosed = false;
+  #eof = false;
   #closeInfo: CloseInfo | null = null;
   #wasOpened = false;
+  #failureNoted = false;
   /** The request-target; `path` and `query` are derived from it when first asked for. */
   #target = "";
   /**
@@ -111,37 +117,21 @@ export class Client implements Connection {
   #headers: ReadonlyMap<string, string> | null = null;
   #path: string | null = null;
   #query: URLSearchParams | null = null;
-
-  // Timing, in Date.now() milliseconds; checked by the server's shared timer.
-  #deadline: number;
-  #lastRead: number;
-  #pingSentAt = 0;
-
-  // Outbound queue: chunks from #outHead on are unwritten and #outBytes counts them;
-  // #inFlight counts the chunk being written.
-  #out: Uint8Array[] = [];
-  #outHead = 0;
-  #outBytes = 0;
-  #inFlight = 0;
   #writing = false;
   #noDelay = false;
-  /** Whether the host already holds this client in its list to flush this turn. */
+  /** Whether the host already holds this connection in its list to flush this turn. */
   #flushQueued = false;
-  #drained: (() => void)[] = [];
 
-  constructor(conn: Deno.Conn, host: ClientHost) {
-    const now = Date.now();
-    this.#conn = conn;
+  constructor(socket: Deno.Conn, host: ConnectionHost) {
+    this.#socket = socket;
     this.#host = host;
-    const addr = conn.remoteAddr as Deno.NetAddr;
-    this.remoteAddress = addr.hostname ?? "";
-    this.#lastRead = now;
-    this.#deadline = now + host.options.handshakeTimeout;
+    this.remoteAddress = (socket.remoteAddr as Deno.NetAddr).hostname ?? "";
+    this.#liveness = new Liveness(host.options, host.now());
   }
 
   /** The peer address of the TCP connection (before any proxy header is believed). */
   get peerAddress(): string {
-    return (this.#conn.remoteAddr as Deno.NetAddr).hostname ?? "";
+    return (this.#socket.remoteAddr as Deno.NetAddr).hostname ?? "";
   }
 
   /** The path without the query, e.g. "/chat" (empty before the handshake). */
@@ -165,21 +155,28 @@ export class Client implements Connection {
   }
 
   get bufferedAmount(): number {
-    return this.#outBytes + this.#inFlight + (batch.owner === this ? batch.length : 0);
+    return this.#queue.size + (batch.owner === this ? batch.length : 0);
+  }
+
+  /** Bytes queued for this connection alone (not shared with others), batch included. */
+  get privateBytes(): number {
+    return this.#queue.privateSize + (batch.owner === this ? batch.length : 0);
   }
 
   get isOpen(): boolean {
-    return this.#phase === "open";
+    return this.#codec?.state === "open";
   }
 
   /** Serves the connection until it is closed. Never throws. */
   async run(): Promise<void> {
     try {
-      if (await this.#handshake()) await this.#readFrames();
+      const codec = await this.#handshake();
+      if (codec) await this.#readFrames(codec);
     } catch (e) {
-      if (this.#phase !== "closed") this.#host.log.debug(`connection ${this.id}: ${e}`);
+      // Reading failed (a reset) or our own code threw outside the event loop: the socket goes.
+      if (!this.#socketClosed) this.#host.log.debug(`connection ${this.id}: ${e}`);
     } finally {
-      this.#abort();
+      this.#closeSocket();
       if (this.#wasOpened) {
         this.#host.closed(
           this,
@@ -191,36 +188,32 @@ export class Client implements Connection {
   }
 
   send(message: Message): boolean {
-    if (this.#phase !== "open") return false;
-    if (typeof message === "string") {
-      if (message.length <= BATCH_TEXT_LIMIT) return this.#sendBatched(message);
-      return this.enqueue(encodeTextFrame(message));
-    }
-    return this.enqueue(encodeFrame(Opcode.BINARY, message));
-  }
-
-  close(code: number = CloseCode.NORMAL_CLOSURE, reason = ""): void {
-    if (this.#phase !== "open") return;
-    this.#codec!.close(code, reason);
-    this.#phase = "closing";
-    this.#deadline = Date.now() + this.#host.options.closeTimeout;
-    this.#takeCodecOutput();
+    const codec = this.#codec;
+    if (!codec) return false;
+    return typeof message === "string" ? codec.sendText(message) : codec.sendBinary(message);
   }
 
   /**
-   * Queues already-encoded frame bytes (not copied: a broadcast shares them). Returns false
-   * when the connection is not open, or when the queue limit is hit and it is being closed.
+   * Queues frames framed once for many connections (a broadcast): the same bytes, not copied.
+   * Returns false when the connection is not open or was just closed as a slow consumer.
    */
-  enqueue(parts: readonly Uint8Array[]): boolean {
-    if (this.#phase !== "open") return false;
-    let size = 0;
-    for (const p of parts) size += p.length;
-    if (this.bufferedAmount + size > this.#host.options.maxQueue) {
-      this.#closeSlowConsumer();
-      return false;
-    }
-    this.#push(parts, size);
-    return true;
+  sendShared(shared: SharedBytes): boolean {
+    return this.#codec?.sendEncoded(shared) ?? false;
+  }
+
+  close(code: number = CloseCode.NORMAL_CLOSURE, reason = ""): void {
+    const codec = this.#codec;
+    if (!codec || codec.state !== "open") return;
+    codec.close(code, reason);
+    this.#liveness.closing(this.#host.now());
+  }
+
+  /** Fails the connection with a policy kind (e.g. "rate-limited"), sending its Close. */
+  fail(kind: FailureKind, detail?: string): void {
+    const codec = this.#codec;
+    if (!codec || codec.failure) return;
+    codec.fail(kind, detail);
+    this.#noteFailure(codec.failure!);
   }
 
   /**
@@ -230,53 +223,81 @@ export class Client implements Connection {
   flush(): Promise<void> | null {
     this.#flushQueued = false;
     this.#seal();
-    if (this.#writing || this.#outBytes === 0) return null;
+    if (this.#writing || !this.#queue.hasPending || this.#socketClosed) {
+      if (!this.#writing) this.#maybeEndTcp();
+      return null;
+    }
     return this.#pump();
-  }
-
-  /** Resolves once everything queued so far is written (or the socket is gone). */
-  drained(): Promise<void> {
-    if (this.bufferedAmount === 0 || this.#phase === "closed") return Promise.resolve();
-    return new Promise((resolve) => this.#drained.push(resolve));
   }
 
   /** Enforces deadlines and liveness; called by the server's shared timer. */
   tick(now: number): void {
-    const o = this.#host.options;
-    if (this.#phase === "closed") return;
-    if (this.#deadline && now >= this.#deadline) {
-      this.#host.log.debug(`connection ${this.id}: ${this.#phase} timed out; dropping TCP`);
-      this.#abort();
-      return;
-    }
-    if (this.#phase !== "open") return;
-    if (this.#pingSentAt) {
-      if (now - this.#pingSentAt >= o.pongTimeout) {
-        this.#host.log.debug(`connection ${this.id}: no pong within ${o.pongTimeout} ms`);
-        this.#closeInfo = {
-          code: CloseCode.ABNORMAL_CLOSURE,
-          reason: "pong timeout",
-          clean: false,
-        };
-        this.#abort();
-      }
-    } else if (now - this.#lastRead >= o.pingInterval) {
-      this.#pingSentAt = now;
-      this.#codec!.sendPing(EMPTY);
-      this.#takeCodecOutput();
+    if (this.#socketClosed) return;
+    const action: LivenessAction = this.#liveness.tick(now, this.bufferedAmount > 0);
+    switch (action) {
+      case "none":
+        return;
+      case "ping":
+        this.#codec?.sendPing();
+        return;
+      case "slow-consumer":
+        this.#slowConsumer();
+        return;
+      case "handshake-timeout":
+      case "pong-timeout":
+      case "close-timeout":
+        this.#timedOut(action);
+        return;
+      default:
+        assertNever(action);
     }
   }
 
-  /** `enqueue(encodeTextFrame(text))`, framed into the shared batch instead. */
-  #sendBatched(text: string): boolean {
+  /** Closes a slow consumer: frames not yet taken are dropped, then its one Close is sent. */
+  shed(): void {
+    this.#slowConsumer();
+  }
+
+  // ---- the codec's output sink ----
+
+  #frames(parts: readonly Uint8Array[], control: boolean): boolean {
+    let size = 0;
+    for (const p of parts) size += p.length;
+    const limit = this.#host.options.maxQueue;
+    if (!control && this.bufferedAmount + size > limit) {
+      this.#slowConsumer();
+      return false;
+    }
+    this.#seal();
+    this.#queue.push(parts, size);
+    this.#markDirty();
+    // A peer that pings without reading its pongs (RFC 6455 §5.5.2) is a slow consumer too.
+    if (control && this.bufferedAmount > limit) this.#slowConsumer();
+    return true;
+  }
+
+  #encoded(frames: EncodedFrames): boolean {
+    const shared = frames as SharedBytes;
+    if (this.bufferedAmount + shared.size > this.#host.options.maxQueue) {
+      this.#slowConsumer();
+      return false;
+    }
+    this.#seal();
+    this.#queue.pushShared(shared);
+    this.#markDirty();
+    return true;
+  }
+
+  /** A text frame, framed into the shared batch when small. */
+  #text(text: string): boolean {
+    if (text.length > BATCH_TEXT_LIMIT) return this.#frames(encodeTextFrame(text), false);
     if (batch.owner !== this || batch.length + textFrameBound(text.length) > BATCH_SIZE) {
-      const owner = batch.owner;
-      if (owner) owner.#seal();
+      if (batch.owner) batch.owner.#seal();
       batch.owner = this;
     }
     const size = encodeTextFrameInto(text, batch.bytes, batch.length);
     if (this.bufferedAmount + size > this.#host.options.maxQueue) {
-      this.#closeSlowConsumer();
+      this.#slowConsumer();
       return false;
     }
     batch.length += size;
@@ -284,18 +305,15 @@ export class Client implements Connection {
     return true;
   }
 
-  /** Moves this client's frames out of the shared batch into its queue, as one chunk. */
+  /** Moves this connection's frames out of the shared batch into its queue, as one entry. */
   #seal(): void {
     if (batch.owner !== this) return;
     const length = batch.length;
     batch.owner = null;
     batch.length = 0;
-    if (length === 0) return;
-    this.#out.push(batch.bytes.slice(0, length));
-    this.#outBytes += length;
+    if (length > 0) this.#queue.push([batch.bytes.slice(0, length)], length);
   }
 
-  /** Drops this client's frames from the shared batch, unsent. */
   #dropBatch(): void {
     if (batch.owner !== this) return;
     batch.owner = null;
@@ -303,25 +321,185 @@ export class Client implements Connection {
   }
 
   #markDirty(): void {
-    // Once per turn, not once per frame: a burst of lines would list the client once each.
+    // Once per turn, not once per frame: a burst of lines would list the connection once each.
     if (!this.#flushQueued) {
       this.#flushQueued = true;
       this.#host.markDirty(this);
     }
   }
 
-  #push(parts: readonly Uint8Array[], size: number): void {
-    // Frames already in the batch were queued first, so they go first.
-    this.#seal();
-    for (const p of parts) this.#out.push(p);
-    this.#outBytes += size;
+  // ---- failures ----
+
+  #slowConsumer(): void {
+    const codec = this.#codec;
+    if (!codec || codec.failure || codec.state === "closed") return;
+    this.#dropBatch();
+    this.#queue.dropPending();
+    codec.fail("slow-consumer");
+    const now = this.#host.now();
+    this.#liveness.closing(now, Math.min(this.#host.options.closeTimeout, SLOW_CONSUMER_CLOSE_MS));
+    this.#noteFailure(codec.failure!);
+  }
+
+  #timedOut(kind: "handshake-timeout" | "pong-timeout" | "close-timeout"): void {
+    const f = failure(kind);
+    this.#closeInfo ??= { code: f.code, reason: f.reason, clean: false };
+    this.#host.failed(this, f);
+    this.#closeSocket();
+  }
+
+  /** STYLE rule 4: our own bug closes this connection with 1011 and keeps serving the rest. */
+  #internalError(e: unknown): void {
+    const stack = e instanceof Error ? e.stack ?? e.message : String(e);
+    this.#host.log.error(`connection ${this.id}: internal error, closing with 1011: ${stack}`);
+    const codec = this.#codec;
+    if (!codec) {
+      this.#closeSocket();
+      return;
+    }
+    this.#dropBatch();
+    this.#queue.dropPending();
+    codec.fail("internal-error");
+    if (codec.failure?.kind === "internal-error") this.#noteFailure(codec.failure);
+  }
+
+  #noteFailure(f: Failure): void {
+    // Reported once: when failed from outside the read loop, the codec's fail event follows.
+    if (this.#failureNoted) return;
+    this.#failureNoted = true;
+    this.#closeInfo ??= { code: f.code, reason: f.reason, clean: false };
+    this.#liveness.closing(this.#host.now());
+    this.#host.failed(this, f);
     this.#markDirty();
   }
 
-  async #read(): Promise<number | null> {
-    const n = await this.#conn.read(this.#buf);
-    if (n !== null) this.#lastRead = Date.now();
-    return n;
+  // ---- reading ----
+
+  async #handshake(): Promise<Codec | null> {
+    const reader = new RequestReader();
+    for (;;) {
+      const n = await this.#socket.read(this.#buf);
+      if (n === null) return null;
+      const result = reader.receive(this.#buf.subarray(0, n));
+      if (result === NEED_DATA) continue;
+      if ("status" in result) return await this.#refuse(result);
+      const route = this.#host.route(result.request);
+      if (route.kind === "resource") return await this.#answer(route.response);
+      const ws = validateUpgrade(result.request);
+      if ("status" in ws) return await this.#refuse(ws);
+      const trailing = result.trailing.length > 0 ? result.trailing.slice() : null;
+      this.#target = result.request.target;
+      this.#head = result.head;
+      this.#headers = result.request.headers;
+      const decision = await this.#host.decideUpgrade(this, { request: result.request, ws });
+      if (this.#socketClosed) return null;
+      if (!decision.accept) return await this.#refuse(decision.error);
+      return await this.#accept({ key: ws.key, decision, trailing });
+    }
+  }
+
+  async #accept(
+    { key, decision, trailing }: {
+      key: string;
+      decision: UpgradeDecision & { accept: true };
+      trailing: Uint8Array | null;
+    },
+  ): Promise<Codec> {
+    this.protocol = decision.protocol;
+    this.data = decision.data;
+    this.#headers = null;
+    await this.#writeAll(acceptResponse(key, decision.protocol || undefined));
+    const codec = new Codec({
+      maxMessageSize: this.#host.options.maxMessageSize,
+      sink: {
+        frames: (parts, control) => this.#frames(parts, control),
+        encoded: (frames) => this.#encoded(frames),
+        text: (text) => this.#text(text),
+      },
+    });
+    this.#codec = codec;
+    this.#buf = new Uint8Array(IDLE_READ);
+    this.#liveness.opened(this.#host.now());
+    this.#wasOpened = true;
+    await this.#host.opened(this);
+    if (trailing) {
+      codec.receive(trailing);
+      await this.#process(codec);
+    }
+    return codec;
+  }
+
+  /** Answers a refused handshake, then ends TCP once the peer has read it. */
+  async #refuse(error: HandshakeError): Promise<null> {
+    this.#host.refused(this, error);
+    return await this.#answer(errorResponse(error));
+  }
+
+  async #answer(response: Uint8Array): Promise<null> {
+    this.#liveness.closing(this.#host.now());
+    await this.#writeAll(response);
+    await this.#lingerUntilEof();
+    return null;
+  }
+
+  async #readFrames(codec: Codec): Promise<void> {
+    while (!this.#socketClosed) {
+      // Read here directly: an idle connection then keeps one fewer suspended async frame.
+      let n: number | null;
+      try {
+        n = await this.#socket.read(this.#buf);
+      } catch {
+        n = null; // A reset, or our own close of the socket.
+      }
+      if (n === null) {
+        this.#eof = true;
+        codec.receiveEof();
+      } else {
+        this.#liveness.heard();
+        codec.receive(this.#buf.subarray(0, n));
+      }
+      try {
+        await this.#process(codec);
+      } catch (e) {
+        this.#internalError(e);
+      }
+      if (this.#eof) break;
+      if (n !== null) this.#resizeBuffer(n);
+    }
+    // Whatever is queued (a Close echo) still goes out before the socket is closed.
+    this.flush();
+    this.#maybeEndTcp();
+  }
+
+  /** Pulls the codec's events one at a time and hands each to the host, in order. */
+  async #process(codec: Codec): Promise<void> {
+    for (let event = codec.nextEvent(); event !== null; event = codec.nextEvent()) {
+      switch (event.type) {
+        case "close":
+          this.#closeInfo ??= {
+            code: event.code,
+            reason: event.reason,
+            clean: event.code !== CloseCode.ABNORMAL_CLOSURE,
+          };
+          this.#liveness.closing(this.#host.now());
+          this.#markDirty();
+          continue;
+        case "fail":
+          this.#noteFailure(event);
+          continue;
+        case "pong":
+          continue;
+        case "text":
+        case "binary":
+        case "ping": {
+          const pending = this.#host.event(this, event);
+          if (pending) await pending;
+          continue;
+        }
+        default:
+          assertNever(event);
+      }
+    }
   }
 
   /** Adapts the read buffer: grow while reads fill it, back to small when traffic is light. */
@@ -331,197 +509,61 @@ export class Client implements Connection {
     else if (n < MIN_READ && size > MIN_READ) this.#buf = new Uint8Array(MIN_READ);
   }
 
-  async #handshake(): Promise<boolean> {
-    const reader = new RequestReader();
-    for (;;) {
-      const n = await this.#read();
-      if (n === null) return false;
-      const result = reader.receive(this.#buf.subarray(0, n));
-      if (result === NEED_DATA) continue;
-      if ("status" in result) return await this.#refuse(result);
-      const ws = validateUpgrade(result.request);
-      if ("status" in ws) return await this.#refuse(ws);
-      const trailing = result.trailing.length > 0 ? result.trailing.slice() : EMPTY;
-      this.#describe(result.request, result.head);
-      const decision = await this.#host.decideUpgrade(this, { request: result.request, ws });
-      if (this.#phase === "closed") return false;
-      if (!decision.accept) return await this.#refuse(decision.error);
-      return await this.#accept(ws.key, decision, trailing);
-    }
-  }
-
-  #describe(request: HttpRequest, head: string): void {
-    this.#target = request.target;
-    this.#head = head;
-    this.#headers = request.headers;
-  }
-
-  async #accept(
-    key: string,
-    decision: UpgradeDecision & { accept: true },
-    trailing: Uint8Array,
-  ): Promise<boolean> {
-    this.protocol = decision.protocol;
-    this.data = decision.data;
-    this.#headers = null;
-    await this.#writeAll(acceptResponse(key, decision.protocol || undefined));
-    const o = this.#host.options;
-    this.#codec = new Codec({ maxMessageSize: o.maxMessageSize });
-    this.#buf = new Uint8Array(IDLE_READ);
-    this.#phase = "open";
-    this.#deadline = 0;
-    this.#wasOpened = true;
-    await this.#host.opened(this);
-    if (trailing.length > 0) {
-      this.#codec.receive(trailing);
-      const pending = this.#process();
-      if (pending) await pending;
-    }
-    return true;
-  }
-
-  async #refuse(error: HandshakeError): Promise<false> {
-    this.#host.log.debug(`connection ${this.id}: refused with ${error.status}: ${error.message}`);
-    this.#phase = "finishing";
-    this.#deadline = Date.now() + this.#host.options.closeTimeout;
-    await this.#writeAll(errorResponse(error));
-    await this.#finish();
-    return false;
-  }
-
-  async #readFrames(): Promise<void> {
-    const codec = this.#codec!;
-    while (!codec.closeExpected) {
-      // Read here rather than through #read: an idle connection then keeps one fewer
-      // suspended async frame and promise alive while it waits.
-      const n = await this.#conn.read(this.#buf);
-      if (n === null) {
-        codec.receiveEof();
-      } else {
-        this.#lastRead = Date.now();
-        this.#pingSentAt = 0;
-        codec.receive(this.#buf.subarray(0, n));
-        this.#resizeBuffer(n);
-      }
-      const pending = this.#process();
-      if (pending) await pending;
-    }
-    this.#phase = "finishing";
-    this.#deadline = Date.now() + this.#host.options.closeTimeout;
-    this.flush();
-    await this.drained();
-    await this.#finish();
-  }
-
-  /** Sends what the codec queued, then hands its events to the host, in order. */
-  async #process(): Promise<void> {
-    // The codec's own output (pongs, a Close) goes out in its place among the handlers'
-    // replies: replies to messages that arrived ahead of a fatal frame precede its Close.
-    const { events, output, outputBefore } = this.#codec!.drain();
-    let queued = 0;
-    for (let i = 0; i < events.length; i++) {
-      this.#queueCodecOutput(output.slice(queued, outputBefore[i]));
-      queued = outputBefore[i];
-      this.#noteClose(events[i]);
-      const pending = this.#host.event(this, events[i]);
-      if (pending) await pending;
-    }
-    this.#queueCodecOutput(output.slice(queued));
-    this.#takeCodecOutput();
-  }
-
-  #noteClose(event: CodecEvent): void {
-    if (this.#closeInfo) return;
-    if (event.type === "close") {
-      const clean = event.code !== CloseCode.ABNORMAL_CLOSURE;
-      this.#closeInfo = { code: event.code, reason: event.reason, clean };
-    } else if (event.type === "fail") {
-      this.#closeInfo = { code: event.code, reason: event.reason, clean: false };
-      this.#host.log.debug(`connection ${this.id}: failed with ${event.code}: ${event.reason}`);
-    }
-  }
-
-  /** Queues whatever the codec has queued, then notes whether it has begun closing. */
-  #takeCodecOutput(): void {
-    const codec = this.#codec!;
-    if (codec.hasOutput) this.#queueCodecOutput(codec.takeOutput());
-    if (codec.state !== "open" && this.#phase === "open") {
-      this.#phase = "closing";
-      this.#deadline = Date.now() + this.#host.options.closeTimeout;
-    }
-  }
-
-  #queueCodecOutput(parts: Uint8Array[]): void {
-    if (parts.length === 0) return;
-    let size = 0;
-    for (const p of parts) size += p.length;
-    // Control frames from the codec (pong, close) are never refused by the queue limit...
-    this.#push(parts, size);
-    if (this.#phase === "open" && this.bufferedAmount > this.#host.options.maxQueue) {
-      // ...but a peer that keeps pinging without reading its pongs (RFC 6455 §5.5.2) would
-      // grow the queue without bound: it is a slow consumer like any other.
-      this.#closeSlowConsumer();
-    }
-  }
-
-  #closeSlowConsumer(): void {
-    // Frames not yet handed to the socket are dropped; one being written finishes first. A
-    // bare payload next in line belongs to a header already taken, so it stays.
-    this.#dropBatch();
-    const next = this.#out[this.#outHead];
-    const keep = next && isBarePayload(next) ? [next] : [];
-    this.#out = keep;
-    this.#outHead = 0;
-    this.#outBytes = keep.length ? next.length : 0;
-    this.#closeInfo = { code: CloseCode.POLICY_VIOLATION, reason: "slow consumer", clean: false };
-    this.#codec!.fail(CloseCode.POLICY_VIOLATION, "slow consumer");
-    this.#phase = "finishing";
-    this.#deadline = Date.now() + Math.min(this.#host.options.closeTimeout, 2000);
-    this.#host.slowConsumer(this);
-    const parts = this.#codec!.takeOutput();
-    this.#push(parts, parts.reduce((n, p) => n + p.length, 0));
-  }
-
-  /** Takes the next write: one large chunk alone, or small chunks copied together. */
-  #nextChunk(): Uint8Array {
-    const out = this.#out;
-    const first = out[this.#outHead++];
-    if (first.length >= COALESCE_LIMIT || this.#outHead === out.length) return first;
-    let end = this.#outHead, total = first.length;
-    while (end < out.length && total + out[end].length <= COALESCE_LIMIT) {
-      total += out[end++].length;
-    }
-    if (end === this.#outHead) return first;
-    const joined = concatBytes(out.slice(this.#outHead - 1, end), total);
-    this.#outHead = end;
-    return joined;
-  }
+  // ---- writing and the end of TCP ----
 
   async #pump(): Promise<void> {
     this.#writing = true;
     if (!this.#noDelay) this.#setNoDelay();
     try {
-      // Frames sent while a write was in flight may still sit in the batch.
       for (;;) {
+        // Frames sent while a write was in flight may still sit in the batch.
         this.#seal();
-        if (this.#outHead === this.#out.length) break;
-        const chunk = this.#nextChunk();
-        if (this.#outHead === this.#out.length) {
-          this.#out = [];
-          this.#outHead = 0;
+        const unit = this.#queue.take();
+        if (!unit) break;
+        try {
+          for (const chunk of unit.chunks) await this.#writeAll(chunk);
+        } finally {
+          this.#queue.written();
         }
-        this.#outBytes -= chunk.length;
-        this.#inFlight = chunk.length;
-        await this.#writeAll(chunk);
-        this.#inFlight = 0;
+        this.#liveness.wrote();
       }
     } catch (e) {
       this.#host.log.debug(`connection ${this.id}: write failed: ${e}`);
-      this.#abort();
+      this.#queue.dropPending();
+      this.#closeSocket();
     } finally {
       this.#writing = false;
-      this.#inFlight = 0;
-      if (this.#outBytes === 0 || this.#phase === "closed") this.#wakeDrained();
+      this.#maybeEndTcp();
+    }
+  }
+
+  /**
+   * Once the codec is done and its last frames are written, TCP ends. After a clean closing
+   * handshake (or the peer's EOF) the server closes first (RFC 6455 §7.1.1). After a failure
+   * the peer may still be sending: we half-close and read until its FIN, so that our Close is
+   * not lost to a reset; the close deadline bounds the wait.
+   */
+  #maybeEndTcp(): void {
+    const codec = this.#codec;
+    if (this.#socketClosed || !codec?.closeExpected) return;
+    if (this.#writing || this.#queue.hasPending || batch.owner === this) return;
+    if (codec.closedCleanly || this.#eof) {
+      this.#closeSocket();
+    } else if (!this.#halfClosed) {
+      this.#halfClosed = true;
+      this.#socket.closeWrite().catch(() => this.#closeSocket());
+    }
+  }
+
+  /** After a refusal: half-close, and read until the peer closes (bounded by the deadline). */
+  async #lingerUntilEof(): Promise<void> {
+    try {
+      await this.#socket.closeWrite();
+      while (!this.#socketClosed && (await this.#socket.read(this.#buf)) !== null) {
+        // Discard: only the peer's FIN is awaited.
+      }
+    } catch {
+      // The peer reset, or the deadline closed the socket.
     }
   }
 
@@ -533,55 +575,28 @@ export class Client implements Connection {
   #setNoDelay(): void {
     this.#noDelay = true;
     try {
-      (this.#conn as Deno.TcpConn).setNoDelay(true);
+      (this.#socket as Deno.TcpConn).setNoDelay(true);
     } catch { /* the peer is already gone; the write will say so */ }
-  }
-
-  #wakeDrained(): void {
-    const waiters = this.#drained;
-    this.#drained = [];
-    for (const w of waiters) w();
   }
 
   async #writeAll(bytes: Uint8Array): Promise<void> {
     let done = 0;
     while (done < bytes.length) {
-      done += await this.#conn.write(done === 0 ? bytes : bytes.subarray(done));
+      done += await this.#socket.write(done === 0 ? bytes : bytes.subarray(done));
     }
   }
 
-  /** Half-closes, then reads until the peer closes too, so our last bytes are not reset. */
-  async #finish(): Promise<void> {
-    try {
-      await this.#conn.closeWrite();
-      while (this.#phase !== "closed" && (await this.#conn.read(this.#buf)) !== null) {
-        // Discard: the WebSocket is over; only the peer's FIN is awaited.
-      }
-    } catch {
-      // The peer reset or the deadline aborted the socket: either way it is done.
-    }
-  }
-
-  #abort(): void {
-    if (this.#phase === "closed") return;
-    this.#phase = "closed";
+  #closeSocket(): void {
+    if (this.#socketClosed) return;
+    this.#socketClosed = true;
     this.#dropBatch();
-    this.#out = [];
-    this.#outHead = 0;
-    this.#outBytes = 0;
-    this.#wakeDrained();
+    this.#queue.dropPending();
     try {
-      this.#conn.close();
+      this.#socket.close();
     } catch { /* already closed */ }
   }
 }
 
-/**
- * Whether a queued part may be a frame's payload queued apart from its header. A single whole
- * frame (a merged header and payload, or a control frame) is at most MERGE_LIMIT plus a header
- * long, so a longer part is the second half of an `encodeFrame` pair, or else a run of whole
- * frames (a FIFO batch), which is just as safe to keep.
- */
 /** The pathname `new URL(target, base)` gives, without parsing a URL for the usual plain path. */
 function pathOf(target: string): string {
   if (target === "") return "";
@@ -591,6 +606,6 @@ function pathOf(target: string): string {
   return new URL(target, "http://localhost").pathname;
 }
 
-function isBarePayload(part: Uint8Array): boolean {
-  return part.length > MERGE_LIMIT + MAX_FRAME_HEADER;
+function assertNever(value: never): never {
+  throw new Error(`Unexpected value ${JSON.stringify(value)}`);
 }
