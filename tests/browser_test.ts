@@ -4,25 +4,14 @@
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { startServer } from "./support/server_process.ts";
+import { toolFor } from "./support/tools.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-
-function hasChromium(): boolean {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
-}
-
-const available = hasChromium();
-if (!available) {
-  console.log(`browser_test: skipped: ${CHROMIUM} is missing (apt-get install -y chromium)`);
-}
+// Found on PATH (Debian: apt-get install -y chromium), so hiding it from PATH skips the test.
+const CHROMIUM = toolFor("chromium", "headless Chromium test (apt-get install -y chromium)");
 
 Deno.test({
   name: "headless Chromium receives a FIFO line over the server's WebSocket (RFC 6455 §4, §5)",
-  ignore: !available,
+  ignore: CHROMIUM === null,
   async fn() {
     const server = await startServer();
     // A page from 127.0.0.1: Chromium blocks about:blank from reaching local addresses
@@ -35,11 +24,13 @@ Deno.test({
         }),
     );
     const browser = await chromium.launch({
-      executablePath: CHROMIUM,
+      executablePath: CHROMIUM!,
       args: [
         "--headless",
         "--no-sandbox",
         "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",

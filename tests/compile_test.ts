@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { closeWs, connectWs } from "./fixtures/clients.ts";
+import { reportSkip } from "./support/tools.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const MAIN = `${ROOT}main.ts`;
@@ -13,7 +14,7 @@ const skipReason = denort
   ? null
   : "DENORT_BIN is not set: deno compile needs a denort binary, which this machine cannot " +
     "download (set DENORT_BIN=/path/to/denort to run these tests)";
-if (skipReason) console.log(`compile_test: skipping the compiled-binary tests: ${skipReason}`);
+if (skipReason) reportSkip("compiled-executable test", skipReason);
 
 /** The permissions and --include of `deno task compile`, read from deno.json. */
 async function compileFlags(): Promise<string[]> {

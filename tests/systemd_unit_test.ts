@@ -3,6 +3,7 @@
 // script run for real (in a temporary directory, with our own group).
 
 import assert from "node:assert/strict";
+import { toolFor } from "./support/tools.ts";
 
 const UNIT_PATH = new URL("../examples/push-server.service", import.meta.url).pathname;
 const unit = await Deno.readTextFile(UNIT_PATH);
@@ -11,15 +12,15 @@ function settings(name: string): string[] {
   return [...unit.matchAll(new RegExp(`^${name}=(.*)$`, "gm"))].map((m) => m[1]);
 }
 
-const analyze = await new Deno.Command("systemd-analyze", {
-  args: ["--version"],
-  stdout: "null",
-  stderr: "null",
-}).output().then((o) => o.success, () => false);
+// Found on PATH (Debian: apt-get install -y systemd); missing, the verify test skips.
+const analyze = toolFor(
+  "systemd-analyze",
+  "systemd-analyze verify of the unit (apt-get install -y systemd)",
+);
 
 Deno.test({
   name: "push-server.service passes systemd-analyze verify",
-  ignore: !analyze,
+  ignore: analyze === null,
   fn: async () => {
     // verify insists that ExecStart's binary exists; point it at one that does.
     const dir = await Deno.makeTempDir({ prefix: "push-unit-" });
@@ -29,7 +30,7 @@ Deno.test({
         copy,
         unit.replace("ExecStart=/usr/local/bin/push-server", "ExecStart=/bin/true"),
       );
-      const out = await new Deno.Command("systemd-analyze", {
+      const out = await new Deno.Command(analyze!, {
         args: ["verify", copy],
         stdout: "piped",
         stderr: "piped",
@@ -42,9 +43,6 @@ Deno.test({
     }
   },
 });
-if (!analyze) {
-  console.log("systemd_unit_test: skipping verify: systemd-analyze is not installed here");
-}
 
 Deno.test("push-server.service is hardened, restarts on failure and keeps its FIFO across restarts", () => {
   const expect: Record<string, string> = {

@@ -1,9 +1,35 @@
-// Owns reading the named pipe: opening it with Deno.open, reopening when writers go away,
-// and handing over each read's lines as one batch.
+// Owns reading the named pipe: checking it at start-up, opening it with Deno.open, reopening
+// when writers go away, holding the lock that keeps a second server off it, and handing over
+// each read's lines as one batch.
 
 import type { Logger } from "../api/handlers.ts";
 import { LineSplitter } from "../protocol/lines.ts";
 import { errorMessage } from "../api/log.ts";
+import {
+  alreadyReadMessage,
+  closeCheck,
+  currentIdentity,
+  fifoLockHolder,
+  isAccessDenied,
+  lockFifo,
+  lockTakenElsewhere,
+  openForCheck,
+  unreadableMessage,
+} from "./fifo_guard.ts";
+
+/**
+ * Non-blocking read descriptors opened by `prepareFifo` to check access, by path. Each stays
+ * open until the FifoReader of that path has its own descriptor, so that a writer the check let
+ * through (one that was blocked waiting for a reader) never loses its line to a reader-less pipe.
+ */
+const checkDescriptors = new Map<string, number>();
+
+function closeCheckDescriptor(path: string): void {
+  const fd = checkDescriptors.get(path);
+  if (fd === undefined) return;
+  checkDescriptors.delete(path);
+  closeCheck(fd);
+}
 
 /** A problem with the FIFO path that stops start-up, as one line. */
 export interface FifoError {
@@ -11,8 +37,9 @@ export interface FifoError {
 }
 
 /**
- * Checks that `path` is a FIFO. When it is missing and running `mkfifo` is allowed,
- * creates it (mode 0660). Returns an error value naming the path and the fix otherwise.
+ * Checks that `path` is a FIFO this process may read and that no other process reads (holds
+ * its lock). When it is missing and running `mkfifo` is allowed, creates it (mode 0660).
+ * Returns an error value naming the path and the fix otherwise.
  */
 export async function prepareFifo(path: string, log: Logger): Promise<FifoError | null> {
   let info: Deno.FileInfo;
@@ -29,6 +56,25 @@ export async function prepareFifo(path: string, log: Logger): Promise<FifoError 
       error: `${path} exists but is not a FIFO; remove it, then create it with: mkfifo ${path}`,
     };
   }
+  const check = openForCheck(path);
+  if ("error" in check) {
+    if (isAccessDenied(check.error)) {
+      return { error: unreadableMessage(path, { info, identity: currentIdentity() }) };
+    }
+    return { error: `cannot open FIFO ${path}: ${errorMessage(check.error)}` };
+  }
+  // A server that has read the FIFO holds its flock (see FifoReader): /proc/locks names it
+  // (with --allow-all), or a read+write descriptor tests it (with --allow-write). With neither,
+  // or against a server that has not yet seen a writer, the lock is contested when the next
+  // writer comes, and the loser stops before reading anything (FifoReaderOptions.onFatal).
+  const holder = fifoLockHolder(info);
+  const taken = holder === undefined ? await lockTakenElsewhere(path) : holder !== null;
+  if (taken) {
+    closeCheck(check.fd);
+    return { error: alreadyReadMessage(path, holder) };
+  }
+  closeCheckDescriptor(path);
+  checkDescriptors.set(path, check.fd);
   return null;
 }
 
@@ -60,10 +106,30 @@ export interface FifoReaderOptions {
   readonly log: Logger;
   /** Receives the lines of one read, in order. Reading waits until the promise settles. */
   readonly onBatch: (lines: string[]) => void | Promise<void>;
+  /**
+   * Called once, with one line, when reading cannot go on: another process holds the FIFO's
+   * lock (a second server). Reading has stopped by then. Without it, the line is logged as an
+   * error and the process exits with code 2.
+   */
+  readonly onFatal?: (message: string) => void;
 }
 
+/**
+ * What a health check can read: `open` while a read descriptor is open (between writers too,
+ * while the next open waits), `waiting` until the first writer comes, `unreadable` while opening
+ * fails (permissions, not a FIFO any more); `lastError` is the last failure, null once it opens.
+ */
+export interface FifoState {
+  readonly state: "open" | "waiting" | "unreadable";
+  readonly lastError: string | null;
+}
+
+/** Exit code for a FIFO another process already reads, as for other start-up errors. */
+const EXIT_USAGE = 2;
 const READ_SIZE = 64 * 1024;
+/** Open failures are retried after 1 s, 2 s, 4 s, … up to 30 s, each logged once. */
 const REOPEN_BACKOFF_MS = 1000;
+const REOPEN_BACKOFF_MAX_MS = 30_000;
 /** How often the path is checked for a new FIFO while waiting for a writer. */
 const REPLACED_CHECK_MS = 500;
 /** Pauses between reads of the old reader while the next open gets going (see #nextReader). */
@@ -78,6 +144,13 @@ export class FifoReader {
   #stopped = false;
   #delivering: Promise<void> = Promise.resolve();
   #notFifoLogged = false;
+  #openFailures = 0;
+  #state: FifoState = { state: "waiting", lastError: null };
+  /**
+   * The read descriptor holding the FIFO's exclusive flock, kept open (idle) after reading moves
+   * on to a newer descriptor, so the lock lasts as long as the server reads this FIFO.
+   */
+  #lock: { file: Deno.FsFile; dev: number | null; ino: number | null; idle: boolean } | null = null;
   /** Resolves on `stop()`, so waits that cannot be cancelled (opening the FIFO) are abandoned. */
   readonly #stopSignal = Promise.withResolvers<null>();
 
@@ -85,6 +158,11 @@ export class FifoReader {
     this.#path = path;
     this.#options = options;
     this.#splitter = new LineSplitter(options.maxLineBytes);
+  }
+
+  /** Whether the FIFO is open, awaited, or failing to open (for health checks). */
+  get state(): FifoState {
+    return this.#state;
   }
 
   /** Runs the read loop; resolves once stopped. */
@@ -159,6 +237,8 @@ export class FifoReader {
     this.#stopped = true;
     this.#stopSignal.resolve(null);
     if (this.#file) this.#close(this.#file);
+    this.#releaseLock();
+    closeCheckDescriptor(this.#path);
     return this.#delivering;
   }
 
@@ -185,26 +265,82 @@ export class FifoReader {
       }
       // A plain file where the FIFO was (a writer that found the path missing creates one)
       // would be read to its end, reopened and read again, forever, flooding every client.
-      if (!(await file.stat()).isFifo) {
+      const info = await file.stat();
+      if (!info.isFifo) {
         file.close();
-        if (!this.#notFifoLogged) {
-          this.#options.log.error(
-            `${this.#path} is not a FIFO any more; not reading it. Replace it: ` +
-              `rm ${this.#path} && mkfifo -m 0660 ${this.#path}`,
-          );
-          this.#notFifoLogged = true;
-        }
+        const problem = `${this.#path} is not a FIFO any more; not reading it. Replace it: ` +
+          `rm ${this.#path} && mkfifo -m 0660 ${this.#path}`;
+        if (!this.#notFifoLogged) this.#options.log.error(problem);
+        this.#notFifoLogged = true;
+        this.#state = { state: "unreadable", lastError: problem };
         await this.#backoff();
         return null;
       }
       this.#notFifoLogged = false;
+      const refusal = await this.#holdLock(file, info);
+      if (refusal !== null) {
+        file.close();
+        this.#fatal(refusal);
+        return null;
+      }
+      closeCheckDescriptor(this.#path); // This descriptor keeps the pipe open from now on.
+      this.#openFailures = 0;
+      this.#state = { state: "open", lastError: null };
       this.#file = file;
       return file;
     } catch (e) {
-      this.#options.log.error(`cannot open FIFO ${this.#path}: ${errorMessage(e)}; retrying`);
-      await this.#backoff();
+      // Permissions changed, or the FIFO was replaced by one this process cannot read: an
+      // error, logged once per attempt, with attempts spaced out exponentially.
+      const delay = Math.min(
+        REOPEN_BACKOFF_MS * 2 ** this.#openFailures,
+        REOPEN_BACKOFF_MAX_MS,
+      );
+      this.#openFailures++;
+      const problem = `cannot open FIFO ${this.#path}: ${errorMessage(e)}`;
+      this.#state = { state: "unreadable", lastError: problem };
+      this.#options.log.error(`${problem}; retrying in ${delay / 1000} s`);
+      await this.#sleep(delay);
       return null;
     }
+  }
+
+  /**
+   * Makes sure this server holds the exclusive flock of the FIFO `file` reads (taken on the
+   * first descriptor of each FIFO inode, then kept). Returns the refusal line when another
+   * process holds it; nothing has been read from `file` then.
+   */
+  async #holdLock(file: Deno.FsFile, info: Deno.FileInfo): Promise<string | null> {
+    const held = this.#lock;
+    if (held && held.dev === info.dev && held.ino === info.ino) return null;
+    const refusal = await lockFifo(file, { path: this.#path, info });
+    if (refusal !== null) return refusal;
+    // The FIFO was replaced: the old inode's lock is no longer needed.
+    this.#releaseLock();
+    this.#lock = { file, dev: info.dev, ino: info.ino, idle: false };
+    return null;
+  }
+
+  /** Lets go of the lock; its descriptor is closed now if reading is done with it. */
+  #releaseLock(): void {
+    const held = this.#lock;
+    this.#lock = null;
+    if (held?.idle) {
+      try {
+        held.file.close();
+      } catch { /* already closed */ }
+    }
+  }
+
+  #fatal(message: string): void {
+    this.#stopped = true;
+    this.#stopSignal.resolve(null);
+    this.#state = { state: "unreadable", lastError: message };
+    if (this.#options.onFatal) {
+      this.#options.onFatal(message);
+      return;
+    }
+    this.#options.log.error(message);
+    Deno.exit(EXIT_USAGE);
   }
 
   /**
@@ -242,6 +378,10 @@ export class FifoReader {
 
   #close(file: Deno.FsFile): void {
     if (this.#file === file) this.#file = null;
+    if (this.#lock?.file === file && !this.#stopped) {
+      this.#lock.idle = true; // Kept open: it holds the lock.
+      return;
+    }
     try {
       file.close();
     } catch { /* already closed */ }
