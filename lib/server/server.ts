@@ -28,7 +28,8 @@ import type { Failure } from "../protocol/failures.ts";
 import { encodeFrame, encodeTextFrame, Opcode } from "../protocol/frame.ts";
 import type { HandshakeError, HttpRequest } from "../protocol/handshake.ts";
 import { concatBytes } from "../protocol/bytes.ts";
-import { FifoReader } from "../sources/fifo.ts";
+import { FifoReader, type FifoState } from "../sources/fifo.ts";
+import { DEFAULT_LOG_LIMIT, LogLimiter } from "../policy/log_limiter.ts";
 import { ClientConnection, type ConnectionHost, type UpgradeAsked } from "./connection.ts";
 import { Dispatch } from "./dispatch.ts";
 import { Hub } from "./hub.ts";
@@ -62,6 +63,8 @@ export class PushServer implements Server, ConnectionHost {
   #timers: ReturnType<typeof setInterval>[] = [];
   #loopBusy = false;
   #stopping = false;
+  /** Refusals are logged at info, at most a few per window per kind, then summarised. */
+  readonly #refusals = new LogLimiter(DEFAULT_LOG_LIMIT);
 
   constructor(options: Options, { handlers, log, resources }: ServerParts) {
     this.options = options;
@@ -77,6 +80,11 @@ export class PushServer implements Server, ConnectionHost {
 
   get connections(): ReadonlySet<Connection> {
     return this.#hub.open;
+  }
+
+  /** Whether the FIFO is open, waiting for a writer, or unreadable (for health checks). */
+  get fifoState(): FifoState {
+    return this.#fifo?.state ?? { state: "waiting", lastError: null };
   }
 
   /**
@@ -149,6 +157,7 @@ export class PushServer implements Server, ConnectionHost {
       await new Promise((resolve) => setTimeout(resolve, SHUTDOWN_POLL_MS));
     }
     for (const t of this.#timers) clearInterval(t);
+    for (const line of this.#refusals.drain(Date.now())) this.log.info(line);
     const left = this.#hub.all.size;
     if (left > 0) {
       this.log.info(`${left} ${left === 1 ? "client" : "clients"} did not close in time; dropped`);
@@ -240,7 +249,12 @@ export class PushServer implements Server, ConnectionHost {
   }
 
   refused(conn: ClientConnection, error: HandshakeError): void {
-    this.log.debug(`connection ${conn.id}: refused with ${error.status}: ${error.message}`);
+    const kind = refusalKind(error);
+    const { log, summary } = this.#refusals.admit(kind, Date.now());
+    if (summary) this.log.info(summary);
+    if (!log) return;
+    const from = `${conn.remoteAddress}${conn.path ? " " + conn.path : ""}`;
+    this.log.info(`refused connection from ${from}: ${error.status} ${error.message}`);
   }
 
   // ---- internals ----
@@ -271,8 +285,10 @@ export class PushServer implements Server, ConnectionHost {
   }
 
   #housekeeping(): void {
-    this.#hub.tick(Date.now());
+    const now = Date.now();
+    this.#hub.tick(now);
     this.#hub.enforceBudget();
+    for (const line of this.#refusals.flush(now)) this.log.info(line);
   }
 
   #loop(): void {
@@ -367,6 +383,15 @@ export class PushServer implements Server, ConnectionHost {
       return false;
     }
   }
+}
+
+/** The kind a refusal is counted under when its log lines are rate-limited. */
+function refusalKind(error: HandshakeError): string {
+  if (error.status === 403 && error.message.startsWith("Origin")) return "Origin refusals";
+  if (error.status === 400 || error.status === 426 || error.status === 431) {
+    return "handshake errors";
+  }
+  return "upgrade refusals";
 }
 
 /** The shared timer runs often enough to honour the shortest timeout within a quarter of it. */
