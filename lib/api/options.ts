@@ -428,7 +428,7 @@ export function helpText(version: string): string {
     "Usage: push-server [options] [handlers.ts]",
     "",
     "Without a handlers file, every FIFO line is broadcast to every client. The handlers file",
-    `is a path or a built-in name (echo, targeted); env ${HANDLERS_ENV}.`,
+    `is a path or the name of a built-in example; env ${HANDLERS_ENV}.`,
     "",
     "Options (each also read from its environment variable when --allow-env is granted;",
     "the command line wins):",
