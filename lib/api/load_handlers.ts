@@ -66,6 +66,13 @@ const ANSI = /\x1b\[[0-9;]*m/g;
 /** Where deno's module loader puts the location: a last line `at file:///…:line:col`. */
 const LOADER_AT = /^\s*at ((?:file|https?):\/\/\S+?):(\d+):(\d+)\s*$/m;
 
+/** deno's module loader failed (syntax, resolution, reading), as opposed to the module's code. */
+function isLoaderError(error: unknown): error is Error {
+  if (!(error instanceof Error)) return false;
+  return (error as { code?: string }).code === "ERR_MODULE_NOT_FOUND" ||
+    /^Import '/.test(error.message);
+}
+
 /**
  * One line for a failed `import()` of handlers file `spec` (loaded from `url`). deno wraps
  * loader errors in a TypeError whose message holds the real one, a code excerpt and the
@@ -77,12 +84,10 @@ export function describeImportError(
   spec: string,
   { url, error }: { url: string; error: unknown },
 ): string {
-  const isLoader = error instanceof Error && (error as { code?: string }).code ===
-        "ERR_MODULE_NOT_FOUND" || (error instanceof Error && /^Import '/.test(error.message));
-  if (!isLoader) {
+  if (!isLoaderError(error)) {
     return `cannot load handlers file ${spec}: ${describeError(error)}`;
   }
-  const message = (error as Error).message.replace(ANSI, "");
+  const message = error.message.replace(ANSI, "");
   const lines = message.split("\n");
   const at = LOADER_AT.exec(message);
   const where = at ? `${displayUrl(at[1])}:${at[2]}:${at[3]}` : undefined;
