@@ -145,3 +145,28 @@ Deno.test({
 if (Deno.uid() === 0) {
   reportSkip("unreadable handlers file test", "running as root, who reads any file");
 }
+
+Deno.test("a handlers file outside the repository imports the types by path; `import type` loads nothing", async () => {
+  const api = new URL("../lib/api/handlers.ts", import.meta.url).pathname;
+  const body = (from: string) =>
+    `import type { Connection, Server } from "${from}";\n` +
+    "export function text(conn: Connection, message: string, _server: Server) {\n" +
+    "  conn.send(message);\n}\n";
+  await withFiles(
+    { "real.ts": body(api), "gone.ts": body("/nonexistent/lib/api/handlers.ts") },
+    async (dir) => {
+      // As the README says: deno check finds the types at the path given.
+      const check = await new Deno.Command(Deno.execPath(), {
+        args: ["check", "--quiet", `${dir}/real.ts`],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.ok(check.success, new TextDecoder().decode(check.stderr));
+      for (const name of ["real.ts", "gone.ts"]) {
+        const result = await loadHandlers(`${dir}/${name}`);
+        assert.ok("handlers" in result, JSON.stringify(result));
+        assert.equal(typeof result.handlers.text, "function");
+      }
+    },
+  );
+});
