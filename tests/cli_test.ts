@@ -55,9 +55,12 @@ async function mkfifo(path: string): Promise<void> {
   assert.ok(out.success, "mkfifo");
 }
 
-/** One line on stderr, no stack trace, exit status 2 (as the README says); returns the line. */
-function assertOneLineError(r: CliResult, pattern: RegExp): string {
-  assert.equal(r.code, 2, `exit status; stderr: ${r.stderr}`);
+/**
+ * One line on stderr, no stack trace, and the exit status the README documents: 2 for a
+ * configuration error (the default), 1 for a failure that a restart may cure. Returns the line.
+ */
+function assertOneLineError(r: CliResult, pattern: RegExp, code = 2): string {
+  assert.equal(r.code, code, `exit status; stderr: ${r.stderr}`);
   const lines = r.stderr.trimEnd().split("\n");
   assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
   assert.doesNotMatch(r.stderr, /^\s+at /m, "no stack trace");
@@ -81,6 +84,77 @@ Deno.test("a bad duration is one line naming the option and the value", async ()
   assertOneLineError(await runCli(["--close-timeout", "0"]), /--close-timeout/);
 });
 
+Deno.test("a negative value after a space says what is wrong with it, not 'ambiguous'", async () => {
+  const port = assertOneLineError(await runCli(["--port", "-1"]), /^push-server: --port: '-1' is/);
+  assert.match(port, /negative/);
+  const tick = assertOneLineError(
+    await runCli(["--tick", "-5s"]),
+    /^push-server: --tick: '-5s' is/,
+  );
+  assert.match(tick, /negative/);
+  assert.doesNotMatch(port + tick, /ambiguous/);
+});
+
+Deno.test("a bare size unit (16M) is refused, naming the binary and decimal spellings", async () => {
+  assertOneLineError(
+    await runCli(["--max-message-size", "16M"]),
+    /--max-message-size: '16M' is ambiguous: write 16MiB .* or 16MB /,
+  );
+});
+
+Deno.test("a directory given as the FIFO gets safe advice: a path inside it, never 'remove'", () =>
+  withTempDir(async (dir) => {
+    const line = assertOneLineError(
+      await runCli(["--port", "0", "--fifo", dir]),
+      /is a directory, not a FIFO/,
+    );
+    assert.ok(line.includes(`--fifo ${dir}/in.fifo`), line);
+    assert.doesNotMatch(line, /\b(remove|rm|delete)\b/i);
+    assert.equal((await Deno.stat(dir)).isDirectory, true, "the directory is untouched");
+  }));
+
+Deno.test("a plain file given as the FIFO is not to be removed either", () =>
+  withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/data`, "keep me");
+    const line = assertOneLineError(
+      await runCli(["--port", "0", "--fifo", `${dir}/data`]),
+      /data exists but is not a FIFO/,
+    );
+    assert.doesNotMatch(line, /\b(remove|rm|delete)\b/i);
+    assert.equal(await Deno.readTextFile(`${dir}/data`), "keep me");
+  }));
+
+Deno.test("without --allow-net: one line naming --allow-net, exit 2 (no prompt)", () =>
+  withTempDir(async (dir) => {
+    await mkfifo(`${dir}/in.fifo`);
+    const r = await runCli(["--port", "0", "--fifo", `${dir}/in.fifo`], {
+      permissions: ["--allow-read"],
+    });
+    assertOneLineError(r, /^push-server: network access is not granted: .*--allow-net/);
+  }));
+
+Deno.test("without --allow-read: one line naming --allow-read, exit 2 (no prompt)", () =>
+  withTempDir(async (dir) => {
+    await mkfifo(`${dir}/in.fifo`);
+    const r = await runCli(["--port", "0", "--fifo", `${dir}/in.fifo`], {
+      permissions: ["--allow-net"],
+    });
+    assertOneLineError(r, /^push-server: read access is not granted: .*--allow-read/);
+  }));
+
+Deno.test("a port already in use: one line, exit 1 so that systemd's Restart=on-failure retries", () =>
+  withTempDir(async (dir) => {
+    await mkfifo(`${dir}/in.fifo`);
+    using busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = busy.addr.port;
+    const r = await runCli(["--port", String(port), "--fifo", `${dir}/in.fifo`]);
+    assertOneLineError(
+      r,
+      new RegExp(`^push-server: cannot listen on 127\\.0\\.0\\.1:${port}: .*already in use`),
+      1,
+    );
+  }));
+
 Deno.test("a missing FIFO without --allow-run=mkfifo is one line naming mkfifo", () =>
   withTempDir(async (dir) => {
     const r = await runCli(["--port", "0", "--fifo", `${dir}/missing.fifo`]);
@@ -102,12 +176,13 @@ Deno.test("a missing handlers file is one line naming it", () =>
     assertOneLineError(r, /nope\.ts.*not found/);
   }));
 
-Deno.test("a handlers file with a syntax error is one line naming it", () =>
+Deno.test("a handlers file with a syntax error is one line: file:line:column and the message", () =>
   withTempDir(async (dir) => {
     await mkfifo(`${dir}/in.fifo`);
     await Deno.writeTextFile(`${dir}/broken.ts`, "export function text( {\n");
     const r = await runCli(["--port", "0", "--fifo", `${dir}/in.fifo`, `${dir}/broken.ts`]);
-    assertOneLineError(r, /broken\.ts/);
+    const line = assertOneLineError(r, /broken\.ts:1:\d+: syntax error: \S/);
+    assert.doesNotMatch(line, /TypeError|SyntaxError:/, "no doubled prefix");
   }));
 
 Deno.test("a handlers file exporting text = 5 is one line saying it is not a function", () =>
@@ -146,12 +221,26 @@ Deno.test("--help lists every option with its default and exits 0", async () => 
   const r = await runCli(["--help"]);
   assert.equal(r.code, 0);
   assert.equal(r.stderr, "");
+  const lines = r.stdout.split("\n");
   for (const [flag, def] of DOCUMENTED) {
-    const line = r.stdout.split("\n").find((l) => l.trimStart().startsWith(`${flag} `));
-    assert.ok(line, `--help lists ${flag}`);
-    if (def) assert.ok(line.includes(def), `--help gives ${flag} the default ${def}: ${line}`);
+    const start = lines.findIndex((l) => l.trimStart().startsWith(`${flag} `));
+    assert.ok(start >= 0, `--help lists ${flag}`);
+    // An entry runs from its flag to its "env PUSH_…" line.
+    const end = lines.findIndex((l, i) => i > start && /^\s+env PUSH_/.test(l));
+    const entry = lines.slice(start, end + 1).join(" ");
+    if (def) {
+      assert.ok(entry.includes(`[default: ${def}]`), `--help: ${flag} [default: ${def}]: ${entry}`);
+    }
   }
   assert.match(r.stdout, /--version/);
+});
+
+Deno.test("--help has no line over 100 columns and one style of default", async () => {
+  const r = await runCli(["--help"]);
+  for (const line of r.stdout.split("\n")) {
+    assert.ok(line.length <= 100, `${line.length} columns: ${line}`);
+  }
+  assert.doesNotMatch(r.stdout, /\(default/);
 });
 
 Deno.test("--version prints the version and exits 0", async () => {
@@ -198,7 +287,11 @@ Deno.test("with --allow-env, the command line wins over PUSH_* variables", async
 
 Deno.test("without --allow-env, PUSH_* variables are ignored and nothing fails", async () => {
   const server = await startServer({
-    env: { PUSH_PING_INTERVAL: "soon", PUSH_MAX_MESSAGE_SIZE: "huge" },
+    env: {
+      PUSH_PING_INTERVAL: "soon",
+      PUSH_MAX_MESSAGE_SIZE: "huge",
+      PUSH_HANDLERS: "no-such-handlers.ts",
+    },
   });
   try {
     assert.doesNotMatch(server.stderr(), /PUSH_|env/i);
@@ -231,6 +324,23 @@ Deno.test("the start task's permissions create a missing FIFO", async () => {
     await server.waitForLog(/created FIFO/);
     assert.equal((await Deno.stat(server.fifo)).isFifo, true);
   } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("PUSH_HANDLERS names the handlers file under the start task's permissions", async () => {
+  const config = JSON.parse(await Deno.readTextFile(DENO_JSON));
+  const permissions = (config.tasks.start as string).split(/\s+/).filter((w) =>
+    w.startsWith("--allow-")
+  );
+  const server = await startServer({ permissions, env: { PUSH_HANDLERS: "echo" } });
+  const client = await RawClient.open(server.port);
+  try {
+    await client.sendFrame({ opcode: 0x1, payload: "echoed because PUSH_HANDLERS=echo" });
+    const frame = await client.readFrame();
+    assert.equal(decoder.decode(frame.payload), "echoed because PUSH_HANDLERS=echo");
+  } finally {
+    client.close();
     await server.stop();
   }
 });

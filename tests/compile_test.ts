@@ -1,14 +1,16 @@
-// The single executable: `deno compile` (as `deno task compile` runs it) builds a binary that
+// The single executable: `deno task compile` (lib/api/compile.ts) builds a binary that
 // serves the default broadcast, the built-in examples, and an operator's handlers file
 // embedded with --include. Compiling needs a denort binary: these tests run when DENORT_BIN
-// points at one and say why they skipped otherwise.
+// points at one and say why they skipped otherwise; without denort the task says so in one line.
 
 import assert from "node:assert/strict";
+import { denortProblem, denortSource } from "../lib/api/compile.ts";
 import { closeWs, connectWs } from "./fixtures/clients.ts";
 import { reportSkip } from "./support/tools.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const MAIN = `${ROOT}main.ts`;
+const COMPILE_SCRIPT = `${ROOT}lib/api/compile.ts`;
 const denort = Deno.env.get("DENORT_BIN");
 const skipReason = denort
   ? null
@@ -16,13 +18,75 @@ const skipReason = denort
     "download (set DENORT_BIN=/path/to/denort to run these tests)";
 if (skipReason) reportSkip("compiled-executable test", skipReason);
 
-/** The permissions and --include of `deno task compile`, read from deno.json. */
-async function compileFlags(): Promise<string[]> {
+/** The permission flags of `deno task compile` (which runs lib/api/compile.ts), from deno.json. */
+async function taskPermissions(): Promise<string[]> {
   const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
   const task: string = config.tasks.compile;
-  return task.split(/\s+/).filter((w) => w.startsWith("--allow-") || w === "examples/")
-    .flatMap((w) => w === "examples/" ? ["--include", `${ROOT}examples/`] : [w]);
+  assert.match(task, /lib\/api\/compile\.ts/, "the compile task runs lib/api/compile.ts");
+  return task.split(/\s+/).filter((w) => w.startsWith("--allow-"));
 }
+
+/** Runs the compile task's script with `args` and `env`, as `deno task compile` would. */
+async function runCompileTask(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", ...(await taskPermissions()), COMPILE_SCRIPT, ...args],
+    cwd: ROOT,
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+Deno.test("without denort, the compile task says in one line what is missing and where it comes from", async () => {
+  // A fresh DENO_DIR holds no cached denort, and a proxy on a closed port makes the download
+  // fail here even where dl.deno.land is reachable.
+  const denoDir = await Deno.makeTempDir({ prefix: "push-denodir-" });
+  try {
+    const closed = "http://127.0.0.1:9";
+    const r = await runCompileTask(["--no-check", "--output", `${denoDir}/push-server`], {
+      DENORT_BIN: "",
+      DENO_DIR: denoDir,
+      HTTPS_PROXY: closed,
+      HTTP_PROXY: closed,
+      NO_PROXY: "",
+    });
+    assert.equal(r.code, 1, r.stderr);
+    const lines = r.stderr.trimEnd().split("\n");
+    assert.equal(lines.length, 1, r.stderr);
+    const { archive, page } = denortSource({
+      version: Deno.version.deno,
+      target: Deno.build.target,
+    });
+    assert.ok(lines[0].startsWith("deno task compile: deno compile needs denort"), lines[0]);
+    for (const part of [archive, page, "DENORT_BIN="]) assert.ok(lines[0].includes(part), part);
+    assert.doesNotMatch(r.stderr, /dns error|Stack backtrace|Caused by/);
+  } finally {
+    await Deno.remove(denoDir, { recursive: true });
+  }
+});
+
+Deno.test("a DENORT_BIN that names no file is one line saying so", async () => {
+  const r = await runCompileTask([], { DENORT_BIN: "/nonexistent/denort" });
+  assert.equal(r.code, 1);
+  assert.match(
+    r.stderr,
+    /^deno task compile: DENORT_BIN=\/nonexistent\/denort is not a file; .*\n$/,
+  );
+});
+
+Deno.test("denortProblem leaves other compile failures to deno's own message", () => {
+  const context = { denortBin: undefined, version: "2.9.6", target: "x86_64-unknown-linux-gnu" };
+  assert.equal(denortProblem({ ...context, stderr: "error: Module not found" }), null);
+  assert.match(
+    denortProblem({ ...context, stderr: "0: Setting up base binary.\n1: error sending request" })!,
+    /could not be downloaded: unzip denort-x86_64-unknown-linux-gnu\.zip from the Deno 2\.9\.6/,
+  );
+});
 
 interface Running {
   port: number;
@@ -101,21 +165,9 @@ Deno.test({
     try {
       const binary = `${dir}/push-server`;
       const fixture = "tests/fixtures/upgrade_handlers.ts";
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "compile",
-          ...(await compileFlags()),
-          "--include",
-          `${ROOT}${fixture}`,
-          "--output",
-          binary,
-          MAIN,
-        ],
-        cwd: ROOT,
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      // The task itself, with an operator's file added as the README shows.
+      const out = await runCompileTask(["--include", fixture, "--output", binary], {});
+      assert.equal(out.code, 0, out.stderr);
 
       // Default broadcast.
       let server = await launch(binary, [], dir);

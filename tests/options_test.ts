@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import {
+  HELP_WIDTH,
   helpText,
   OPTION_SPECS,
   type Options,
@@ -64,7 +65,7 @@ const SAMPLES: Record<string, { cli: string; cliValue: unknown; env: string; env
     port: { cli: "0", cliValue: 0, env: "65535", envValue: 65535 },
     fifo: { cli: "/run/a.fifo", cliValue: "/run/a.fifo", env: "b.fifo", envValue: "b.fifo" },
     tick: { cli: "1s", cliValue: 1000, env: "50", envValue: 50 },
-    maxMessageSize: { cli: "64KiB", cliValue: 65536, env: "1M", envValue: MiB },
+    maxMessageSize: { cli: "64KiB", cliValue: 65536, env: "1MB", envValue: 1_000_000 },
     maxQueue: { cli: "20MiB", cliValue: 20 * MiB, env: "32MiB", envValue: 32 * MiB },
     maxQueueTotal: { cli: "2GiB", cliValue: 2048 * MiB, env: "64MiB", envValue: 64 * MiB },
     drainTimeout: { cli: "5s", cliValue: 5000, env: "2m", envValue: 120_000 },
@@ -116,7 +117,7 @@ for (const spec of OPTION_SPECS) {
 
 Deno.test("max-queue defaults to max-message-size + 1 MiB", () => {
   assert.equal(options(["--max-message-size", "1MiB"]).maxQueue, 2 * MiB);
-  assert.equal(options([], envOf({ PUSH_MAX_MESSAGE_SIZE: "4k" })).maxQueue, 4096 + MiB);
+  assert.equal(options([], envOf({ PUSH_MAX_MESSAGE_SIZE: "4KiB" })).maxQueue, 4096 + MiB);
 });
 
 Deno.test("list options repeat on the command line, in order", () => {
@@ -152,25 +153,33 @@ Deno.test("more than one positional argument is an error", () => {
 
 for (const bad of ["-1", "65536", "http", "80.5", "", " 80"]) {
   Deno.test(`port '${bad}' is a one-line error naming the option`, () => {
-    assert.match(error([`--port=${bad}`]), /^--port: .*not a port/);
+    assert.match(error([`--port=${bad}`]), /^--port: .*(not a port|negative: a port)/);
     // An empty variable is unset, not a bad value (see the test below).
-    if (bad !== "") assert.match(error([], envOf({ PUSH_PORT: bad })), /^PUSH_PORT: .*not a port/);
+    if (bad !== "") {
+      assert.match(
+        error([], envOf({ PUSH_PORT: bad })),
+        /^PUSH_PORT: .*(not a port|negative: a port)/,
+      );
+    }
   });
 }
 
 for (const bad of ["0", "0ms", "10h", "-5s", "soon", "1e3"]) {
   Deno.test(`duration '${bad}' is a one-line error naming the option`, () => {
-    assert.match(error([`--tick=${bad}`]), /^--tick: .*not a duration/);
+    assert.match(error([`--tick=${bad}`]), /^--tick: .*(not a duration|negative: a duration)/);
     assert.match(
       error([], envOf({ PUSH_PONG_TIMEOUT: bad })),
-      /^PUSH_PONG_TIMEOUT: .*not a duration/,
+      /^PUSH_PONG_TIMEOUT: .*(not a duration|negative: a duration)/,
     );
   });
 }
 
-for (const bad of ["0", "12TB", "big", "-1", "1.5MiB", "9999999999G"]) {
+for (const bad of ["0", "12TB", "big", "-1", "1.5MiB", "9999999999GiB"]) {
   Deno.test(`size '${bad}' is a one-line error naming the option`, () => {
-    assert.match(error([`--max-message-size=${bad}`]), /^--max-message-size: .*not a size/);
+    assert.match(
+      error([`--max-message-size=${bad}`]),
+      /^--max-message-size: .*(not a size|negative: a size)/,
+    );
   });
 }
 
@@ -231,13 +240,82 @@ Deno.test("parseDuration and parseSize accept their documented forms", () => {
   assert.equal(parseDuration("75"), 75);
   assert.equal(parseSize("65536"), 65536);
   assert.equal(parseSize("64KiB"), 65536);
-  assert.equal(parseSize("64kb"), 65536);
   assert.equal(parseSize("16MiB"), 16 * MiB);
-  assert.equal(parseSize("1G"), 1024 * MiB);
+  assert.equal(parseSize("1GiB"), 1024 * MiB);
 });
 
-Deno.test("a value that looks like an option is a one-line error", () => {
-  assert.match(error(["--port", "-1"]), /--port/);
+Deno.test("sizes: KiB, MiB, GiB are powers of 1024; kB, MB, GB powers of 1000 (any case)", () => {
+  const cases: [string, number][] = [
+    ["1KiB", 1024],
+    ["1MiB", 1024 ** 2],
+    ["1GiB", 1024 ** 3],
+    ["1kB", 1000],
+    ["1KB", 1000],
+    ["1MB", 1000 ** 2],
+    ["1GB", 1000 ** 3],
+    ["64kb", 64_000],
+    ["10 MB", 10_000_000],
+    ["512B", 512],
+  ];
+  for (const [raw, bytes] of cases) {
+    assert.equal(parseSize(raw), bytes, raw);
+    assert.equal(options(["--max-message-size", raw, "--max-queue", "2GiB"]).maxMessageSize, bytes);
+  }
+});
+
+for (const bare of ["4k", "16M", "1G", "2 g"]) {
+  Deno.test(`size '${bare}' is refused as ambiguous, naming both readings`, () => {
+    assert.equal(parseSize(bare), undefined);
+    const message = error(["--max-message-size", bare]);
+    assert.match(
+      message,
+      /^--max-message-size: .* is ambiguous: write \d+[KMG]iB .* or \d+[kMG]B /,
+    );
+  });
+}
+
+Deno.test("a negative value after a space says it is negative, not 'ambiguous' (--port -1)", () => {
+  assert.match(error(["--port", "-1"]), /^--port: '-1' is negative: a port is a number from 0/);
+  assert.match(error(["--tick", "-5s"]), /^--tick: '-5s' is negative: a duration is positive/);
+  assert.match(error(["--max-queue", "-1"]), /^--max-queue: '-1' is negative/);
+  assert.match(error(["--log-level", "-v"]), /^--log-level: '-v' is not a log level/);
+  assert.doesNotMatch(error(["--port", "-1"]), /ambiguous/);
+});
+
+Deno.test("a string option takes a value that starts with '-' (--fifo -odd)", () => {
+  assert.equal(options(["--fifo", "-odd"]).fifo, "-odd");
+});
+
+Deno.test("an option followed by another option says the value is missing", () => {
+  assert.equal(
+    error(["--port", "--help"]),
+    "--port needs a value (got the option '--help' instead)",
+  );
+  assert.equal(error(["--tick", "-h"]), "--tick needs a value (got the option '-h' instead)");
+  assert.equal(error(["--port"]), "--port needs a value");
+});
+
+Deno.test("after '--' nothing is joined: '--port -1' there is a positional argument", () => {
+  assert.match(error(["--", "--port", "-1"]), /one handlers file/);
+});
+
+Deno.test("PUSH_HANDLERS names the handlers file; the positional argument wins; empty is unset", () => {
+  assert.equal(options([], envOf({ PUSH_HANDLERS: "echo" })).handlers, "echo");
+  assert.equal(options(["mine.ts"], envOf({ PUSH_HANDLERS: "echo" })).handlers, "mine.ts");
+  assert.equal(options([], envOf({ PUSH_HANDLERS: "" })).handlers, undefined);
+  assert.equal(options([]).handlers, undefined);
+});
+
+Deno.test("--help fits in 100 columns and shows every default as [default: …]", () => {
+  const text = helpText("9.9.9");
+  for (const line of text.split("\n")) {
+    assert.ok(line.length <= HELP_WIDTH, `${line.length} columns: ${line}`);
+    assert.equal(line, line.trimEnd(), `no trailing space: '${line}'`);
+  }
+  assert.doesNotMatch(text, /\(default/);
+  assert.match(text, /\[default: max-message-size \+ 1MiB\]/);
+  assert.match(text, /\[default: any\]/);
+  assert.match(text, /PUSH_HANDLERS/);
 });
 
 Deno.test("an empty PUSH_* variable counts as unset (systemd Environment=NAME=)", () => {

@@ -71,7 +71,10 @@ export interface CloseInfo {
 
 /** The running server, as handlers see it. */
 export interface Server {
-  /** The open connections (after `open`, until `close`). */
+  /**
+   * The open connections. A connection joins just before its `open` handler runs (so it is
+   * already here during `open`) and leaves just before its `close` handler runs.
+   */
   readonly connections: ReadonlySet<Connection>;
   /** Sends one message to every open connection (or those `filter` accepts), encoded once. */
   broadcast(message: Message, filter?: (conn: Connection) => boolean): number;

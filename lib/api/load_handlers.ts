@@ -2,7 +2,7 @@
 // The same code path serves `deno run` and the compiled executable.
 
 import { HANDLER_NAMES, type Handlers } from "./handlers.ts";
-import { errorMessage } from "./log.ts";
+import { describeError, displayUrl, errorMessage } from "./log.ts";
 
 /** Handlers files shipped with push-server, loadable by name (and embedded in the executable). */
 export const BUILTIN_HANDLERS: Readonly<Record<string, URL>> = {
@@ -46,7 +46,7 @@ export async function loadHandlers(spec: string): Promise<LoadResult> {
   try {
     module = await import(url.href);
   } catch (e) {
-    return { error: `cannot load handlers file ${spec}: ${firstLine(errorMessage(e))}` };
+    return { error: describeImportError(spec, { url: url.href, error: e }) };
   }
   return checkExports(spec, module);
 }
@@ -60,8 +60,54 @@ function escapePath(path: string): string {
   return path.replaceAll("%", "%25").replaceAll("#", "%23").replaceAll("?", "%3F");
 }
 
-function firstLine(message: string): string {
-  return message.split("\n").map((l) => l.trim()).filter(Boolean)[0] ?? message;
+// deno's terminal colours, which some import errors carry.
+// deno-lint-ignore no-control-regex
+const ANSI = /\x1b\[[0-9;]*m/g;
+/** Where deno's module loader puts the location: a last line `at file:///…:line:col`. */
+const LOADER_AT = /^\s*at ((?:file|https?):\/\/\S+?):(\d+):(\d+)\s*$/m;
+
+/** deno's module loader failed (syntax, resolution, reading), as opposed to the module's code. */
+function isLoaderError(error: unknown): error is Error {
+  if (!(error instanceof Error)) return false;
+  return (error as { code?: string }).code === "ERR_MODULE_NOT_FOUND" ||
+    /^Import '/.test(error.message);
+}
+
+/**
+ * One line for a failed `import()` of handlers file `spec` (loaded from `url`). deno wraps
+ * loader errors in a TypeError whose message holds the real one, a code excerpt and the
+ * location on separate lines: keep the location as `file:line:column`, the message, and for
+ * an unreadable file the cause (`Permission denied`). An error thrown by the module's own
+ * top-level code is reported with the frame it came from.
+ */
+export function describeImportError(
+  spec: string,
+  { url, error }: { url: string; error: unknown },
+): string {
+  if (!isLoaderError(error)) {
+    return `cannot load handlers file ${spec}: ${describeError(error)}`;
+  }
+  const message = error.message.replace(ANSI, "");
+  const lines = message.split("\n");
+  const at = LOADER_AT.exec(message);
+  const where = at ? `${displayUrl(at[1])}:${at[2]}:${at[3]}` : undefined;
+
+  const failed = /^Import '([^']+)' failed\.?$/.exec(lines[0].trim());
+  if (failed) {
+    // The causes follow as "    0: Permission denied (os error 13)".
+    const causes = lines.slice(1).map((l) => /^\s*\d+: (.*)$/.exec(l)?.[1]).filter(Boolean);
+    const cause = causes.join(": ") || "unknown cause";
+    const file = failed[1] === url ? "" : ` (importing ${displayUrl(failed[1])})`;
+    return `cannot read handlers file ${spec}${file}: ${cause}`;
+  }
+  const first = lines[0].trim();
+  const syntax = /^SyntaxError: (.*)$/.exec(first);
+  if (syntax && where) return `handlers file ${where}: syntax error: ${syntax[1]}`;
+  const missing = /^Module not found "([^"]+)"\.?$/.exec(first);
+  if (missing && where) {
+    return `handlers file ${where}: module not found: ${displayUrl(missing[1])}`;
+  }
+  return where ? `handlers file ${where}: ${first}` : `cannot load handlers file ${spec}: ${first}`;
 }
 
 /** Known names must be functions; unknown names get a warning (a typo such as `onText`). */

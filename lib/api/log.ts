@@ -24,16 +24,37 @@ export function errorMessage(e: unknown): string {
   return String(e);
 }
 
+/** Everything under lib/: frames here are push-server's own, not the handler author's. */
+const LIB_URL = new URL("../", import.meta.url).href;
+/** A V8 stack frame's location: `at fn (url:line:col)` or `at url:line:col`. */
+const FRAME = /^\s*at (?:.*\()?((?:file|https?):\/\/[^\s()]+):(\d+):(\d+)\)?\s*$/;
+
 /**
- * An error for a handler's log line: its message, and where it was thrown (the first stack
- * frame outside push-server's own lib/), as `file:line:column`.
+ * The message of a thrown value plus where it came from: the first `file:line:column` of its
+ * stack that is not inside lib/, which for a handler's error is the handler's own frame.
+ * Example: `TypeError: x is undefined (at /srv/app/handlers.ts:12:7)`.
  */
 export function describeError(e: unknown): string {
-  const message = errorMessage(e);
-  if (!(e instanceof Error) || !e.stack) return message;
-  for (const line of e.stack.split("\n").slice(1)) {
-    const at = /\(?((?:file|https?):\/\/[^\s()]+:\d+:\d+)\)?\s*$/.exec(line.trim());
-    if (at && !at[1].includes("/lib/")) return `${message} (at ${at[1]})`;
+  const message = errorMessage(e).replaceAll("\n", " | ");
+  const where = e instanceof Error ? firstOutsideFrame(e.stack ?? "") : undefined;
+  return where ? `${message} (at ${where})` : message;
+}
+
+function firstOutsideFrame(stack: string): string | undefined {
+  for (const line of stack.split("\n")) {
+    const m = FRAME.exec(line);
+    if (!m || m[1].startsWith(LIB_URL)) continue;
+    return `${displayUrl(m[1])}:${m[2]}:${m[3]}`;
   }
-  return message;
+  return undefined;
+}
+
+/** A file: URL as a path; any other URL as is. */
+export function displayUrl(url: string): string {
+  if (!url.startsWith("file://")) return url;
+  try {
+    return decodeURIComponent(new URL(url).pathname);
+  } catch {
+    return url;
+  }
 }

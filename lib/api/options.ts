@@ -47,6 +47,8 @@ interface Spec {
   readonly help: string;
   /** The default as shown in --help and parsed like user input. */
   readonly default: string;
+  /** What --help shows as the default when `default` is "" (computed or "none"). */
+  readonly shownDefault?: string;
 }
 
 const MiB = 1024 * 1024;
@@ -99,8 +101,8 @@ export const OPTION_SPECS: readonly Spec[] = [
     env: "PUSH_MAX_QUEUE",
     kind: "size",
     default: "",
-    help:
-      "bytes queued for one client before it is closed as a slow consumer (default: max-message-size + 1MiB)",
+    shownDefault: "max-message-size + 1MiB",
+    help: "bytes queued for one client before it is closed as a slow consumer",
   },
   {
     key: "maxQueueTotal",
@@ -180,7 +182,8 @@ export const OPTION_SPECS: readonly Spec[] = [
     env: "PUSH_ALLOWED_ORIGINS",
     kind: "list",
     default: "",
-    help: "accept only this Origin (repeatable; default: any)",
+    shownDefault: "any",
+    help: "accept only this Origin (repeatable)",
   },
   {
     key: "subprotocols",
@@ -207,6 +210,9 @@ export type ParsedCommandLine =
   | { readonly kind: "version" }
   | { readonly kind: "error"; readonly message: string };
 
+/** The variable that names the handlers file when no positional argument does. */
+export const HANDLERS_ENV = "PUSH_HANDLERS";
+
 /**
  * Reads options from the command line over the environment over the defaults.
  * `env` is a lookup that returns undefined for unset variables (or when env access is not granted).
@@ -215,10 +221,12 @@ export function parseCommandLine(
   args: readonly string[],
   env: (name: string) => string | undefined,
 ): ParsedCommandLine {
+  const joined = joinDashValues(args);
+  if ("error" in joined) return { kind: "error", message: joined.error };
   let parsed;
   try {
     parsed = parseArgs({
-      args: [...args],
+      args: joined.args,
       options: argsConfig(),
       allowPositionals: true,
       strict: true,
@@ -232,7 +240,10 @@ export function parseCommandLine(
   if (positionals.length > 1) {
     return { kind: "error", message: `expected one handlers file, got ${positionals.length}` };
   }
-  const out: Record<string, unknown> = { handlers: positionals[0] };
+  // The positional argument wins over PUSH_HANDLERS, as the command line wins everywhere.
+  const out: Record<string, unknown> = {
+    handlers: positionals[0] ?? (env(HANDLERS_ENV) || undefined),
+  };
   for (const spec of OPTION_SPECS) {
     const fromCli = values[spec.flag] as string | string[] | undefined;
     // An empty variable (systemd's `Environment=PUSH_PORT=`) counts as unset.
@@ -250,6 +261,37 @@ export function parseCommandLine(
     };
   }
   return { kind: "run", options: out as unknown as Options };
+}
+
+const BOOLEAN_SHORTS = new Set(["-h", "-V"]);
+
+/**
+ * node:util refuses `--port -1` as "ambiguous": a value that starts with "-" might be a
+ * forgotten value followed by another option. Join such a value to its option (`--port=-1`)
+ * so that the option's own check says what is wrong with it; a following option (`--port
+ * --help`) means the value is missing.
+ */
+function joinDashValues(args: readonly string[]): { args: string[] } | { error: string } {
+  const takesValue = new Set(OPTION_SPECS.map((spec) => `--${spec.flag}`));
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    const next = args[i + 1];
+    if (!takesValue.has(arg) || next === undefined || !next.startsWith("-")) {
+      out.push(arg);
+      continue;
+    }
+    if (next.startsWith("--") || BOOLEAN_SHORTS.has(next)) {
+      return { error: `${arg} needs a value (got the option ${quoted(next)} instead)` };
+    }
+    out.push(`${arg}=${next}`);
+    i++;
+  }
+  return { args: out };
 }
 
 function argsConfig() {
@@ -270,7 +312,9 @@ function cleanParseError(e: unknown): string {
   const message = e instanceof Error ? e.message : String(e);
   // node:util phrases these in several lines with hints meant for scripts; keep the first.
   const first = message.split("\n")[0].replace(/\. To specify a positional argument.*$/, "");
-  return first.replace(/^Unknown option '([^']+)'.*/, "unknown option $1 (see --help)");
+  return first
+    .replace(/^Unknown option '([^']+)'.*/, "unknown option $1 (see --help)")
+    .replace(/^Option '(--[\w-]+)(?: <value>)?' argument missing$/, "$1 needs a value");
 }
 
 function resolveOption(
@@ -305,13 +349,28 @@ function quoted(raw: string): string {
 
 function describeBad(kind: Kind, value: string): string {
   const raw = quoted(value);
+  const negative = value.trim().startsWith("-");
   switch (kind) {
     case "port":
-      return `${raw} is not a port number (0-65535)`;
+      return negative
+        ? `${raw} is negative: a port is a number from 0 to 65535`
+        : `${raw} is not a port number (0-65535)`;
     case "duration":
-      return `${raw} is not a duration (like 500ms, 10s or 2m)`;
-    case "size":
-      return `${raw} is not a size in bytes (like 65536, 64KiB or 16MiB)`;
+      return negative
+        ? `${raw} is negative: a duration is positive, like 500ms, 10s or 2m`
+        : `${raw} is not a duration (like 500ms, 10s or 2m)`;
+    case "size": {
+      const bare = /^\s*(\d+)\s*([kmg])\s*$/i.exec(value);
+      if (bare) {
+        const [, n, u] = bare;
+        const unit = u.toUpperCase() === "K" ? "k" : u.toUpperCase();
+        return `${raw} is ambiguous: write ${n}${unit.toUpperCase()}iB (binary, 1024-based) ` +
+          `or ${n}${unit}B (decimal, 1000-based)`;
+      }
+      return negative
+        ? `${raw} is negative: a size is a positive number of bytes, like 65536, 64KiB or 16MiB`
+        : `${raw} is not a size in bytes (like 65536, 64KiB, 16MiB or 10MB)`;
+    }
     case "level":
       return `${raw} is not a log level (${LOG_LEVELS.join(", ")})`;
     default:
@@ -349,21 +408,26 @@ export function parseDuration(raw: string): number | undefined {
   return ms > 0 ? ms : undefined;
 }
 
+const KiB = 1024;
+const kB = 1000;
+
+/**
+ * Size units, matched without regard to case: binary (KiB, MiB, GiB: powers of 1024) and
+ * decimal (kB, MB, GB: powers of 1000, as SI and IEC 80000-13 define them). A bare k, M or G
+ * could mean either and is refused with a hint.
+ */
 const SIZE_UNITS: Record<string, number> = {
   "": 1,
   b: 1,
-  k: 1024,
-  kb: 1024,
-  kib: 1024,
-  m: MiB,
-  mb: MiB,
-  mib: MiB,
-  g: 1024 * MiB,
-  gb: 1024 * MiB,
-  gib: 1024 * MiB,
+  kib: KiB,
+  mib: KiB ** 2,
+  gib: KiB ** 3,
+  kb: kB,
+  mb: kB ** 2,
+  gb: kB ** 3,
 };
 
-/** "65536", "64KiB", "16MiB" (binary units; k/M/G accepted as the same). Must be positive. */
+/** "65536", "64KiB", "16MiB" (1024-based), "64kB", "10MB" (1000-based). Must be positive. */
 export function parseSize(raw: string): number | undefined {
   const m = /^(\d+)\s*([a-z]*)$/i.exec(raw.trim());
   if (!m) return undefined;
@@ -373,29 +437,59 @@ export function parseSize(raw: string): number | undefined {
   return bytes > 0 && Number.isSafeInteger(bytes) ? bytes : undefined;
 }
 
-/** The text of --help, built from the option table. */
+/** The width --help fits in. */
+export const HELP_WIDTH = 100;
+const HELP_INDENT = 34;
+
+/** The text of --help, built from the option table; no line is longer than HELP_WIDTH. */
 export function helpText(version: string): string {
   const lines = [
     `push-server ${version}: pushes lines written to a named pipe to WebSocket clients.`,
     "",
     "Usage: push-server [options] [handlers.ts]",
     "",
-    "Without a handlers file, every FIFO line is broadcast to every client.",
+    "Without a handlers file, every FIFO line is broadcast to every client. The handlers file",
+    `is a path or the name of a built-in example; env ${HANDLERS_ENV}.`,
     "",
     "Options (each also read from its environment variable when --allow-env is granted;",
     "the command line wins):",
   ];
   for (const spec of OPTION_SPECS) {
     const flag = `  --${spec.flag}${spec.kind === "list" ? " <value>..." : " <value>"}`;
-    const def = spec.default ? ` [default: ${spec.default}]` : "";
-    lines.push(`${flag.padEnd(34)}${spec.help}${def}`);
-    lines.push(`${"".padEnd(34)}env ${spec.env}`);
+    const shown = spec.default || spec.shownDefault;
+    // The default stays whole on one line.
+    const words = [...spec.help.split(" "), ...(shown ? [`[default: ${shown}]`] : [])];
+    lines.push(...helpEntry(flag, words));
+    lines.push(`${"".padEnd(HELP_INDENT)}env ${spec.env}`);
   }
-  lines.push(`${"  -h, --help".padEnd(34)}print this help`);
-  lines.push(`${"  -V, --version".padEnd(34)}print the version`);
+  lines.push(...helpEntry("  -h, --help", ["print this help"]));
+  lines.push(...helpEntry("  -V, --version", ["print the version"]));
   lines.push(
     "",
-    "Durations take ms, s or m (a bare number is milliseconds); sizes take KiB or MiB.",
+    "Durations take ms, s or m (a bare number is milliseconds). Sizes are bytes, or take",
+    "KiB, MiB, GiB (powers of 1024) or kB, MB, GB (powers of 1000); a bare k, M or G is refused.",
   );
   return lines.join("\n");
+}
+
+/** `flag` then `words`, wrapped between words into HELP_WIDTH columns. */
+function helpEntry(flag: string, words: readonly string[]): string[] {
+  const lines: string[] = [];
+  let line = flag.length < HELP_INDENT ? flag.padEnd(HELP_INDENT) : flag;
+  if (line.length > HELP_INDENT) {
+    lines.push(line);
+    line = "".padEnd(HELP_INDENT);
+  }
+  let empty = true;
+  for (const word of words) {
+    if (!empty && line.length + 1 + word.length > HELP_WIDTH) {
+      lines.push(line);
+      line = "".padEnd(HELP_INDENT);
+      empty = true;
+    }
+    line += empty ? word : ` ${word}`;
+    empty = false;
+  }
+  lines.push(line);
+  return lines;
 }

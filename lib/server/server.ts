@@ -11,7 +11,7 @@ import type {
   Server,
   UpgradeRequest,
 } from "../api/handlers.ts";
-import { errorMessage } from "../api/log.ts";
+import { describeError, errorMessage } from "../api/log.ts";
 import type { Options } from "../api/options.ts";
 import { type Resource, type Route, route } from "../policy/router.ts";
 import {
@@ -379,7 +379,7 @@ export class PushServer implements Server, ConnectionHost {
     try {
       return filter(conn);
     } catch (e) {
-      this.log.error(`broadcast filter failed (connection ${conn.id}): ${errorMessage(e)}`);
+      this.log.error(`broadcast filter failed (connection ${conn.id}): ${describeError(e)}`);
       return false;
     }
   }

@@ -52,8 +52,14 @@ export async function prepareFifo(path: string, log: Logger): Promise<FifoError 
     return await createFifo(path, log);
   }
   if (!info.isFifo) {
+    // Never advise removing it: it may be a directory or a file someone needs.
     return {
-      error: `${path} exists but is not a FIFO; remove it, then create it with: mkfifo ${path}`,
+      error: info.isDirectory
+        ? `${path} is a directory, not a FIFO; name a FIFO inside it, e.g. --fifo ${
+          path.replace(/\/+$/, "")
+        }/in.fifo`
+        : `${path} exists but is not a FIFO; pass another path to --fifo, or move the file ` +
+          `aside (mv ${path} ${path}.old) and run: mkfifo -m 0660 ${path}`,
     };
   }
   const check = openForCheck(path);
