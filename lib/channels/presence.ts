@@ -139,3 +139,28 @@ export class Presence<C> {
     return this.#channels.size;
   }
 }
+
+/** Most members one presence reply lists; `total` still gives the full count. */
+export const PRESENCE_REPLY_LIMIT = 1000;
+
+/** A join or leave as the push.v1 text sent to a channel's subscribers:
+ * `{"type":"join","channel":"room.1","user":"42"}`. Encoded once per change, then fanned out. */
+export function presenceChangeMessage(change: PresenceChange): string {
+  return JSON.stringify({ type: change.type, channel: change.channel, user: change.user });
+}
+
+/** The reply to `{"op":"presence","channel":…}`:
+ * `{"type":"presence","channel":"room.1","total":2,"users":[{"user":"42","connections":1},…]}`.
+ * At most `limit` members are listed; `total` counts them all. */
+export function presenceMessage<C>(
+  presence: Presence<C>,
+  query: { readonly channel: string; readonly limit?: number },
+): string {
+  const { channel, limit = PRESENCE_REPLY_LIMIT } = query;
+  return JSON.stringify({
+    type: "presence",
+    channel,
+    total: presence.userCount(channel),
+    users: presence.members(channel, limit),
+  });
+}

@@ -3,7 +3,12 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { Presence, type PresenceChange } from "../../lib/channels/presence.ts";
+import {
+  Presence,
+  type PresenceChange,
+  presenceChangeMessage,
+  presenceMessage,
+} from "../../lib/channels/presence.ts";
 
 const join = (channel: string, user: string): PresenceChange => ({ type: "join", channel, user });
 const leave = (channel: string, user: string): PresenceChange => ({
@@ -122,4 +127,30 @@ Deno.test("property: presence equals a recount from the live subscriptions, and 
       }
     }
   }));
+});
+
+Deno.test("presence messages: a join/leave event and a capped presence reply with the total", () => {
+  const p = new Presence<number>();
+  for (let i = 0; i < 3; i++) p.add(i, { channel: "room.1", user: `u${i}` });
+  p.add(9, { channel: "room.1", user: "u0" });
+  assert.equal(
+    presenceChangeMessage(join("room.1", "42")),
+    '{"type":"join","channel":"room.1","user":"42"}',
+  );
+  assert.equal(
+    presenceChangeMessage(leave("room.1", "42")),
+    '{"type":"leave","channel":"room.1","user":"42"}',
+  );
+  assert.deepEqual(JSON.parse(presenceMessage(p, { channel: "room.1", limit: 2 })), {
+    type: "presence",
+    channel: "room.1",
+    total: 3,
+    users: [{ user: "u0", connections: 2 }, { user: "u1", connections: 1 }],
+  });
+  assert.deepEqual(JSON.parse(presenceMessage(p, { channel: "empty" })), {
+    type: "presence",
+    channel: "empty",
+    total: 0,
+    users: [],
+  });
 });
