@@ -23,12 +23,15 @@ const MS_PER_SECOND = 1000;
 export function mintToken(secret: Uint8Array | CryptoKey, options: MintOptions): Promise<string> {
   const alg = secret instanceof Uint8Array ? "HS256" : algorithmOf(secret);
   const iat = Math.floor(options.now / MS_PER_SECOND);
-  const jwt = new SignJWT({ channels: [...options.channels] })
-    .setProtectedHeader({ alg, typ: "JWT" })
-    .setSubject(options.sub)
-    .setIssuedAt(iat)
-    .setExpirationTime(iat + options.ttl);
-  if (options.notBefore !== undefined) jwt.setNotBefore(iat + options.notBefore);
+  // Claims in the order examples/push_token.php writes them, so both mint identical tokens.
+  const claims: Record<string, unknown> = {
+    sub: options.sub,
+    channels: [...options.channels],
+    iat,
+    exp: iat + options.ttl,
+  };
+  if (options.notBefore !== undefined) claims.nbf = iat + options.notBefore;
+  const jwt = new SignJWT(claims).setProtectedHeader({ alg, typ: "JWT" });
   return jwt.sign(secret);
 }
 
