@@ -31,6 +31,8 @@ export interface TokenKeys {
 
 /** Longest token accepted, in characters; a longer one is refused before any parsing. */
 export const MAX_TOKEN_LENGTH = 8192;
+/** Longest user (`sub`) accepted, in UTF-16 code units: presence lists it to other clients. */
+export const MAX_USER_LENGTH = 256;
 
 /** Why a token was refused: a closed set, for logs, metrics and tests. */
 export type TokenFailure =
@@ -99,6 +101,9 @@ export async function verifyToken(token: unknown, options: VerifyOptions): Promi
   if (sub === undefined) return unauthorized("claims", "token claim sub missing");
   if (typeof sub !== "string" || sub === "") {
     return unauthorized("claims", "token claim sub is not a non-empty string");
+  }
+  if (sub.length > MAX_USER_LENGTH) {
+    return unauthorized("claims", `token claim sub is over ${MAX_USER_LENGTH} characters`);
   }
   if (payload.channels === undefined) return unauthorized("claims", "token claim channels missing");
   const grants = parseGrants(payload.channels);

@@ -26,11 +26,20 @@ interface ChannelPresence {
   connections: number;
 }
 
+/** What handlers may ask of presence (`server.presence`): read-only, every call O(1) but
+ * `members`, which is O(limit). */
+export interface PresenceQuery {
+  userCount(channel: string): number;
+  connectionCount(channel: string): number;
+  has(channel: string, user: string): boolean;
+  members(channel: string, limit?: number): PresenceMember[];
+}
+
 /**
  * The presence table. `C` is whatever identifies a connection to the server (the connection
  * object itself, or its id): compared with `===`.
  */
-export class Presence<C> {
+export class Presence<C> implements PresenceQuery {
   readonly #channels = new Map<string, ChannelPresence>();
   /** connection → channel → user: what to undo when the connection goes. */
   readonly #byConnection = new Map<C, Map<string, string>>();

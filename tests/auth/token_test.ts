@@ -93,6 +93,7 @@ Deno.test("missing or ill-typed claims are refused: 4003 naming the claim", asyn
     [{ sub: "42", exp }, "token claim channels missing"],
     [{ sub: "", channels: [], exp }, "token claim sub is not a non-empty string"],
     [{ sub: 42, channels: [], exp }, "token claim sub is not a non-empty string"],
+    [{ sub: "x".repeat(257), channels: [], exp }, "token claim sub is over 256 characters"],
     [{ sub: "42", channels: "news", exp }, "token claim channels is not a list"],
     [
       { sub: "42", channels: ["a*b"], exp },
