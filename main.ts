@@ -11,6 +11,7 @@ import type { Handlers } from "./lib/api/handlers.ts";
 import { loadHandlers } from "./lib/api/load_handlers.ts";
 import { createLogger, errorMessage } from "./lib/api/log.ts";
 import { helpText, type Options, parseCommandLine } from "./lib/api/options.ts";
+import { publicResources } from "./lib/server/resources.ts";
 import { PushServer } from "./lib/server/server.ts";
 import { VERSION } from "./lib/api/version.ts";
 
@@ -106,7 +107,8 @@ async function main(): Promise<void> {
   const fifoError = await prepareFifo(options.fifo, log);
   if (fifoError) die(fifoError.error);
 
-  const server = new PushServer(options, { handlers, log });
+  const resources = await publicResources(options);
+  const server = new PushServer(options, { handlers, log, resources });
   try {
     await server.start();
   } catch (e) {

@@ -35,9 +35,15 @@ export interface Options {
   readonly trustedProxies: readonly string[];
   /** The handlers file, or undefined for the default broadcast. */
   readonly handlers: string | undefined;
+  /** The page at / on the public port: auto serves it only without a handlers file. */
+  readonly page: Switch;
 }
 
-type Kind = "string" | "port" | "duration" | "size" | "level" | "list";
+type Kind = "string" | "port" | "duration" | "size" | "level" | "list" | "switch";
+
+/** An on/off setting whose default depends on other settings. */
+export type Switch = "auto" | "on" | "off";
+const SWITCH_VALUES: readonly Switch[] = ["auto", "on", "off"];
 
 interface Spec {
   readonly key: keyof Options;
@@ -200,6 +206,14 @@ export const OPTION_SPECS: readonly Spec[] = [
     kind: "list",
     default: "",
     help: "proxy address whose X-Forwarded-For / X-Real-IP is believed (repeatable)",
+  },
+  {
+    key: "page",
+    flag: "page",
+    env: "PUSH_PAGE",
+    kind: "switch",
+    default: "auto",
+    help: "a page at / that shows arriving messages: auto (only without a handlers file), on, off",
   },
 ];
 
@@ -373,6 +387,8 @@ function describeBad(kind: Kind, value: string): string {
     }
     case "level":
       return `${raw} is not a log level (${LOG_LEVELS.join(", ")})`;
+    case "switch":
+      return `${raw} is not one of ${SWITCH_VALUES.join(", ")}`;
     default:
       return `${raw} is not valid`;
   }
@@ -393,6 +409,8 @@ function parseValue(kind: Kind, raw: string): unknown {
       return parseSize(raw);
     case "level":
       return (LOG_LEVELS as readonly string[]).includes(raw) ? raw : undefined;
+    case "switch":
+      return (SWITCH_VALUES as readonly string[]).includes(raw) ? raw : undefined;
     case "list":
       return raw.split(",");
   }
