@@ -58,6 +58,7 @@ export function closeCodeLabel(code: number): string {
 export interface PushMetrics {
   readonly registry: Registry;
   readonly stats: PushStats;
+  readonly sources: MetricsSources;
   /** The text exposition format (version 0.0.4), as served on /metrics. */
   scrape(): Promise<string>;
   readonly contentType: string;
@@ -234,6 +235,7 @@ export function createMetrics(
   return {
     registry,
     stats,
+    sources,
     contentType: registry.contentType,
     scrape: () => registry.metrics(),
   };
