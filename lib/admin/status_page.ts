@@ -14,7 +14,7 @@ export const STATUS_PAGE_CSP =
 
 /** The page's HTML. `title` names the instance (e.g. its public address). */
 export function statusPageHtml({ title }: { title: string }): string {
-  return PAGE.replace("%TITLE%", escapeHtml(title)).replace(
+  return PAGE.replaceAll("%TITLE%", escapeHtml(title)).replace(
     "%POLL%",
     String(POLL_INTERVAL_MS),
   );
@@ -39,7 +39,7 @@ const PAGE = `<!doctype html>
   .sub { color: var(--muted); margin-bottom: 16px; }
   .state { display: inline-block; padding: 1px 8px; border-radius: 10px; font-weight: 600; color: #fff; background: var(--c); }
   .state.bad { background: var(--bad); }
-  .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 10px; margin-bottom: 16px; }
+  .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(130px, 1fr)); gap: 10px; margin-bottom: 16px; }
   .card, .panel { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; }
   .card .v { font-size: 22px; font-weight: 600; font-variant-numeric: tabular-nums; }
   .card .k { color: var(--muted); font-size: 12px; }
