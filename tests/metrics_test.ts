@@ -190,3 +190,13 @@ Deno.test("event-loop monitor records a stall as lag", async () => {
     stop();
   }
 });
+
+Deno.test("handler stats: record counts the call, a failure, and the duration", () => {
+  const stats = new PushStats();
+  stats.handlers.fifo.record(0.002, false);
+  stats.handlers.fifo.record(0.3, true);
+  assert.equal(stats.handlers.fifo.calls, 2);
+  assert.equal(stats.handlers.fifo.errors, 1);
+  assert.equal(stats.handlers.fifo.duration.count, 2);
+  assert.equal(stats.handlers.text.calls, 0, "each event has its own counters");
+});

@@ -95,6 +95,13 @@ export class HandlerStats {
   calls = 0;
   errors = 0;
   readonly duration = new PlainHistogram(HANDLER_BUCKETS_SECONDS);
+
+  /** Records one finished call (an async one once it settled) and whether it threw or rejected. */
+  record(seconds: number, failed: boolean): void {
+    this.calls++;
+    if (failed) this.errors++;
+    this.duration.observe(seconds);
+  }
 }
 
 /** The `limit` label of push_limit_rejections_total. */
