@@ -200,3 +200,39 @@ Deno.test("handler stats: record counts the call, a failure, and the duration", 
   assert.equal(stats.handlers.fifo.duration.count, 2);
   assert.equal(stats.handlers.text.calls, 0, "each event has its own counters");
 });
+
+Deno.test("process metrics under the server's own permissions: real RSS, nothing that reads 0", async () => {
+  // main.ts runs with --allow-net --allow-read --allow-env: Deno then refuses /proc/self.
+  const script = `
+    import { createMetrics } from "${new URL("../lib/metrics/metrics.ts", import.meta.url)}";
+    import { PushStats } from "${new URL("../lib/metrics/stats.ts", import.meta.url)}";
+    const m = createMetrics(new PushStats(), {
+      sources: { connectionsOpen: () => 0, bytesQueued: () => 0 },
+    });
+    console.log(await m.scrape());`;
+  // `deno eval` grants everything; `deno run` on a file takes the flags as given.
+  const file = await Deno.makeTempFile({ suffix: ".ts" });
+  await Deno.writeTextFile(file, script);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      "--config",
+      new URL("../deno.json", import.meta.url).pathname,
+      "--allow-net",
+      "--allow-read",
+      "--allow-env",
+      file,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  await Deno.remove(file);
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const text = new TextDecoder().decode(out.stdout);
+  assert.ok((sampleValue(text, "process_resident_memory_bytes") ?? 0) > 1024 * 1024);
+  assert.ok((sampleValue(text, "process_cpu_seconds_total") ?? 0) > 0);
+  assert.ok((sampleValue(text, "process_start_time_seconds") ?? 0) > 1_600_000_000);
+  assert.equal(sampleValue(text, "process_open_fds"), undefined, "left out, not reported as 0");
+  assert.equal(sampleValue(text, "process_virtual_memory_bytes"), undefined);
+});

@@ -43,6 +43,29 @@ const DROPPED_DEFAULTS = [
   "nodejs_active_requests_total",
 ];
 
+/**
+ * prom-client reads these from /proc/self, which Deno 2.9.6 opens only under --allow-all
+ * ("NotCapable: Requires all access"); without it they would all read 0. They are dropped
+ * then, and process_resident_memory_bytes comes from Deno.memoryUsage() instead.
+ */
+const PROC_DEFAULTS = [
+  "process_resident_memory_bytes",
+  "process_virtual_memory_bytes",
+  "process_heap_bytes",
+  "process_open_fds",
+  "process_max_fds",
+];
+
+/** Whether this process may read /proc/self (Linux, with --allow-all under Deno). */
+function canReadProc(): boolean {
+  try {
+    Deno.readDirSync("/proc/self/fd");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Close codes that get their own `code` label value; any other is counted as "other". */
 const LABELLED_CLOSE_CODES: ReadonlySet<number> = new Set<number>([
   ...Object.values(CloseCode),
@@ -74,6 +97,17 @@ export function createMetrics(
   if (processMetrics) {
     collectDefaultMetrics({ register: registry });
     for (const name of DROPPED_DEFAULTS) registry.removeSingleMetric(name);
+    if (!canReadProc()) {
+      for (const name of PROC_DEFAULTS) registry.removeSingleMetric(name);
+      new Gauge({
+        name: "process_resident_memory_bytes",
+        help: "Resident memory size in bytes.",
+        registers,
+        collect() {
+          this.set(Deno.memoryUsage().rss);
+        },
+      });
+    }
   }
 
   const gauge = (name: string, help: string, read: () => number) =>
