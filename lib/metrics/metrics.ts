@@ -168,7 +168,7 @@ export function createMetrics(
   );
   counter(
     "push_received_bytes_total",
-    "Payload bytes of data messages received from clients.",
+    "Bytes read from client sockets.",
     () => stats.bytesIn,
   );
   counter(

@@ -119,11 +119,13 @@ export type LimitName =
 export class PushStats {
   /** TCP connections accepted on the public port. */
   connectionsAccepted = 0;
-  /** Data messages (text or binary) received from clients, and their payload bytes. */
+  /** Data messages (text or binary) received from clients. */
   messagesIn = 0;
+  /** Bytes read from client sockets (add each read's length: one addition per read). */
   bytesIn = 0;
-  /** Data messages queued for clients (one per client per message), and bytes written. */
+  /** Data messages queued for clients (one per client per message). */
   messagesOut = 0;
+  /** Bytes written to client sockets (add each write's result). */
   bytesOut = 0;
   fifoLinesRead = 0;
   /** Reads from the FIFO that delivered at least one line. */
