@@ -93,7 +93,7 @@ async function main(): Promise<void> {
       die(parsed.message);
   }
   const options = parsed.options;
-  const log = createLogger(options.logLevel);
+  const log = createLogger({ level: options.logLevel, format: options.logFormat });
   const denied = missingPermission(options);
   if (denied) die(denied);
 

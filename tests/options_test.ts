@@ -8,6 +8,7 @@ import {
   type Options,
   parseCommandLine,
   parseDuration,
+  parseHostPort,
   parseSize,
 } from "../lib/api/options.ts";
 
@@ -44,6 +45,7 @@ Deno.test("defaults apply with no arguments and no environment", () => {
     maxMessageSize: 16 * MiB,
     maxQueue: 17 * MiB,
     maxQueueTotal: 1024 * MiB,
+    page: "auto",
     drainTimeout: 30_000,
     handshakeTimeout: 10_000,
     upgradeTimeout: 5_000,
@@ -55,6 +57,13 @@ Deno.test("defaults apply with no arguments and no environment", () => {
     allowedOrigins: [],
     subprotocols: [],
     trustedProxies: [],
+    logFormat: "text",
+    adminListen: undefined,
+    maxConnections: undefined,
+    maxConnectionsPerIp: undefined,
+    handshakeRatePerIp: undefined,
+    messageRate: undefined,
+    messageBurst: undefined,
   });
 });
 
@@ -68,6 +77,7 @@ const SAMPLES: Record<string, { cli: string; cliValue: unknown; env: string; env
     maxMessageSize: { cli: "64KiB", cliValue: 65536, env: "1MB", envValue: 1_000_000 },
     maxQueue: { cli: "20MiB", cliValue: 20 * MiB, env: "32MiB", envValue: 32 * MiB },
     maxQueueTotal: { cli: "2GiB", cliValue: 2048 * MiB, env: "64MiB", envValue: 64 * MiB },
+    page: { cli: "on", cliValue: "on", env: "off", envValue: "off" },
     drainTimeout: { cli: "5s", cliValue: 5000, env: "2m", envValue: 120_000 },
     handshakeTimeout: { cli: "2s", cliValue: 2000, env: "1m", envValue: 60_000 },
     upgradeTimeout: { cli: "250ms", cliValue: 250, env: "1.5s", envValue: 1500 },
@@ -89,6 +99,18 @@ const SAMPLES: Record<string, { cli: string; cliValue: unknown; env: string; env
       env: "127.0.0.1",
       envValue: ["127.0.0.1"],
     },
+    logFormat: { cli: "json", cliValue: "json", env: "text", envValue: "text" },
+    adminListen: {
+      cli: "127.0.0.1:0",
+      cliValue: "127.0.0.1:0",
+      env: "[::1]:9090",
+      envValue: "[::1]:9090",
+    },
+    maxConnections: { cli: "10000", cliValue: 10000, env: "5", envValue: 5 },
+    maxConnectionsPerIp: { cli: "100", cliValue: 100, env: "2", envValue: 2 },
+    handshakeRatePerIp: { cli: "20", cliValue: 20, env: "1", envValue: 1 },
+    messageRate: { cli: "50", cliValue: 50, env: "10", envValue: 10 },
+    messageBurst: { cli: "100", cliValue: 100, env: "20", envValue: 20 },
   };
 
 Deno.test("the samples cover every option", () => {
@@ -330,4 +352,31 @@ Deno.test("--max-queue below --max-message-size is an error: one largest message
     /--max-queue \(65536\) must be at least --max-message-size/,
   );
   assert.equal(options(["--max-queue", "64KiB", "--max-message-size", "64KiB"]).maxQueue, 65536);
+});
+
+Deno.test("limit options take positive whole numbers and say so in one line otherwise", () => {
+  assert.match(
+    error(["--max-connections", "0"]),
+    /--max-connections: '0' is not a positive whole number/,
+  );
+  assert.match(
+    error(["--message-rate", "1.5"]),
+    /--message-rate: '1.5' is not a positive whole number/,
+  );
+  assert.match(
+    error([], envOf({ PUSH_MAX_CONNECTIONS_PER_IP: "-1" })),
+    /PUSH_MAX_CONNECTIONS_PER_IP/,
+  );
+});
+
+Deno.test("--log-format accepts text or json only", () => {
+  assert.match(error(["--log-format", "xml"]), /'xml' is not a log format \(text, json\)/);
+});
+
+Deno.test("--admin-listen takes host:port, with brackets around an IPv6 address", () => {
+  assert.equal(options(["--admin-listen", "localhost:9090"]).adminListen, "localhost:9090");
+  assert.match(error(["--admin-listen", "9090"]), /'9090' is not host:port/);
+  assert.match(error(["--admin-listen", "::1:9090"]), /is not host:port/);
+  assert.match(error(["--admin-listen", "127.0.0.1:70000"]), /is not host:port/);
+  assert.deepStrictEqual(parseHostPort("[::1]:0"), { hostname: "::1", port: 0 });
 });

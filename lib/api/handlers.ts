@@ -1,12 +1,18 @@
 // Owns the contract between push-server and an application's handlers file: every type a
 // handler author needs is exported from here. All handlers are optional and may be async.
 
-/** Log lines go to stderr, one per call, filtered by --log-level. */
+/** Context for a log line, such as `{ conn: 12, event: "text" }`; kept low in number. */
+export type LogFields = Readonly<Record<string, string | number | boolean | undefined>>;
+
+/**
+ * Log lines go to stderr, one per call, filtered by --log-level, as text or (with
+ * --log-format json) one JSON object per line. `fields` become `key=value` or JSON members.
+ */
 export interface Logger {
-  error(message: string): void;
-  warn(message: string): void;
-  info(message: string): void;
-  debug(message: string): void;
+  error(message: string, fields?: LogFields): void;
+  warn(message: string, fields?: LogFields): void;
+  info(message: string, fields?: LogFields): void;
+  debug(message: string, fields?: LogFields): void;
 }
 
 /** A message for a client: a string goes out as a text frame, bytes as a binary frame. */

@@ -1,21 +1,68 @@
-// Owns logging: one line per event on stderr, filtered by level.
+// Owns logging: one line per event on stderr, filtered by level, as plain text (the default)
+// or as one JSON object per line (--log-format json) for journald and Loki.
 
-import type { Logger } from "./handlers.ts";
-import { LOG_LEVELS, type LogLevel } from "./options.ts";
+import type { LogFields, Logger } from "./handlers.ts";
+import { LOG_LEVELS, type LogFormat, type LogLevel } from "./options.ts";
 
 const encoder = new TextEncoder();
 
-/** A logger that writes `level: message` lines at or above `level` to stderr. */
-export function createLogger(level: LogLevel): Logger {
-  const rank = LOG_LEVELS.indexOf(level);
-  const write = (at: LogLevel) => {
-    if (LOG_LEVELS.indexOf(at) > rank) return () => {};
-    return (message: string) => {
-      const line = `${at}: ${message.replaceAll("\n", " | ")}\n`;
-      Deno.stderr.writeSync(encoder.encode(line));
-    };
+/** Members every JSON line has; a field with one of these names is left out. */
+const RESERVED_JSON_KEYS: ReadonlySet<string> = new Set(["time", "level", "msg"]);
+
+export interface LoggerOptions {
+  readonly level: LogLevel;
+  /** "text" (default): `level: message key=value`; "json": `{"time","level","msg",…fields}`. */
+  readonly format?: LogFormat;
+  /** Where each finished line goes (with its newline); stderr by default. */
+  readonly write?: (line: string) => void;
+  /** The clock for JSON `time`; the real one by default. */
+  readonly now?: () => Date;
+}
+
+/** A logger that writes lines at or above `level`. */
+export function createLogger(options: LoggerOptions): Logger {
+  const rank = LOG_LEVELS.indexOf(options.level);
+  const write = options.write ?? writeStderr;
+  const now = options.now ?? (() => new Date());
+  const format = options.format === "json"
+    ? (at: LogLevel, message: string, fields?: LogFields) => jsonLine(at, message, { fields, now })
+    : textLine;
+  const at = (level: LogLevel) => {
+    if (LOG_LEVELS.indexOf(level) > rank) return () => {};
+    return (message: string, fields?: LogFields) => write(format(level, message, fields));
   };
-  return { error: write("error"), warn: write("warn"), info: write("info"), debug: write("debug") };
+  return { error: at("error"), warn: at("warn"), info: at("info"), debug: at("debug") };
+}
+
+function writeStderr(line: string): void {
+  Deno.stderr.writeSync(encoder.encode(line));
+}
+
+function textLine(level: LogLevel, message: string, fields?: LogFields): string {
+  let line = `${level}: ${message.replaceAll("\n", " | ")}`;
+  if (fields) {
+    for (const [key, value] of Object.entries(fields)) {
+      if (value === undefined) continue;
+      const text = String(value);
+      line += ` ${key}=${/[\s"=]/.test(text) || text === "" ? JSON.stringify(text) : text}`;
+    }
+  }
+  return line + "\n";
+}
+
+function jsonLine(
+  level: LogLevel,
+  message: string,
+  { fields, now }: { fields: LogFields | undefined; now: () => Date },
+): string {
+  const record: Record<string, unknown> = { time: now().toISOString(), level, msg: message };
+  if (fields) {
+    for (const [key, value] of Object.entries(fields)) {
+      if (value !== undefined && !RESERVED_JSON_KEYS.has(key)) record[key] = value;
+    }
+  }
+  // JSON.stringify escapes newlines, so a message can never split the line.
+  return JSON.stringify(record) + "\n";
 }
 
 /** The message of an unknown thrown value, on one line. */

@@ -5,6 +5,8 @@ import { parseArgs } from "node:util";
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
 export const LOG_LEVELS: readonly LogLevel[] = ["error", "warn", "info", "debug"];
+export type LogFormat = "text" | "json";
+export const LOG_FORMATS: readonly LogFormat[] = ["text", "json"];
 
 /** Every setting, after defaults, environment and command line have been applied. */
 export interface Options {
@@ -33,13 +35,36 @@ export interface Options {
   readonly allowedOrigins: readonly string[];
   readonly subprotocols: readonly string[];
   readonly trustedProxies: readonly string[];
+  readonly logFormat: LogFormat;
+  /** "host:port" of the admin listener (/metrics, /healthz, /readyz, /), or undefined: off. */
+  readonly adminListen: string | undefined;
+  /** WebSocket connections in all before handshakes get 503; undefined: no limit. */
+  readonly maxConnections: number | undefined;
+  /** Connections from one client address before handshakes get 429; undefined: no limit. */
+  readonly maxConnectionsPerIp: number | undefined;
+  /** Handshakes per second from one client address (burst: the same number); undefined: off. */
+  readonly handshakeRatePerIp: number | undefined;
+  /** Inbound messages per second per connection before a close with 4001; undefined: off. */
+  readonly messageRate: number | undefined;
+  /** Messages a connection may send at once within --message-rate; undefined: the rate. */
+  readonly messageBurst: number | undefined;
   /** The handlers file, or undefined for the default broadcast. */
   readonly handlers: string | undefined;
   /** The page at / on the public port: auto serves it only without a handlers file. */
   readonly page: Switch;
 }
 
-type Kind = "string" | "port" | "duration" | "size" | "level" | "list" | "switch";
+type Kind =
+  | "string"
+  | "port"
+  | "duration"
+  | "size"
+  | "level"
+  | "list"
+  | "switch"
+  | "count"
+  | "log-format"
+  | "address";
 
 /** An on/off setting whose default depends on other settings. */
 export type Switch = "auto" | "on" | "off";
@@ -215,6 +240,63 @@ export const OPTION_SPECS: readonly Spec[] = [
     default: "auto",
     help: "a page at / that shows arriving messages: auto (only without a handlers file), on, off",
   },
+  {
+    key: "logFormat",
+    flag: "log-format",
+    env: "PUSH_LOG_FORMAT",
+    kind: "log-format",
+    default: "text",
+    help: "text, or json: one JSON object per line (time, level, msg, conn, event)",
+  },
+  {
+    key: "adminListen",
+    flag: "admin-listen",
+    env: "PUSH_ADMIN_LISTEN",
+    kind: "address",
+    default: "",
+    help:
+      "host:port for /metrics, /healthz, /readyz and the status page (port 0: any free port; default: off)",
+  },
+  {
+    key: "maxConnections",
+    flag: "max-connections",
+    env: "PUSH_MAX_CONNECTIONS",
+    kind: "count",
+    default: "",
+    help: "connections in all; past it handshakes get 503; unset: no limit",
+  },
+  {
+    key: "maxConnectionsPerIp",
+    flag: "max-connections-per-ip",
+    env: "PUSH_MAX_CONNECTIONS_PER_IP",
+    kind: "count",
+    default: "",
+    help: "connections from one client address; past it handshakes get 429; unset: no limit",
+  },
+  {
+    key: "handshakeRatePerIp",
+    flag: "handshake-rate-per-ip",
+    env: "PUSH_HANDSHAKE_RATE_PER_IP",
+    kind: "count",
+    default: "",
+    help: "handshakes per second from one client address; past it 429; unset: no limit",
+  },
+  {
+    key: "messageRate",
+    flag: "message-rate",
+    env: "PUSH_MESSAGE_RATE",
+    kind: "count",
+    default: "",
+    help: "messages per second one client may send; past it a close with 4001; unset: no limit",
+  },
+  {
+    key: "messageBurst",
+    flag: "message-burst",
+    env: "PUSH_MESSAGE_BURST",
+    kind: "count",
+    default: "",
+    help: "messages one client may send at once within --message-rate; unset: the rate",
+  },
 ];
 
 /** The result of reading the command line: run, print and exit, or a one-line error. */
@@ -389,6 +471,12 @@ function describeBad(kind: Kind, value: string): string {
       return `${raw} is not a log level (${LOG_LEVELS.join(", ")})`;
     case "switch":
       return `${raw} is not one of ${SWITCH_VALUES.join(", ")}`;
+    case "count":
+      return `${raw} is not a positive whole number`;
+    case "log-format":
+      return `${raw} is not a log format (${LOG_FORMATS.join(", ")})`;
+    case "address":
+      return `${raw} is not host:port (like 127.0.0.1:9090, or port 0 for any free port)`;
     default:
       return `${raw} is not valid`;
   }
@@ -413,7 +501,23 @@ function parseValue(kind: Kind, raw: string): unknown {
       return (SWITCH_VALUES as readonly string[]).includes(raw) ? raw : undefined;
     case "list":
       return raw.split(",");
+    case "count":
+      return /^\d+$/.test(raw) && Number(raw) > 0 && Number.isSafeInteger(Number(raw))
+        ? Number(raw)
+        : undefined;
+    case "log-format":
+      return (LOG_FORMATS as readonly string[]).includes(raw) ? raw : undefined;
+    case "address":
+      return parseHostPort(raw) ? raw : undefined;
   }
+}
+
+/** "127.0.0.1:9090", "[::1]:0" or "localhost:9090" as hostname and port, or undefined. */
+export function parseHostPort(raw: string): { hostname: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:\[\]]+)):(\d{1,5})$/.exec(raw.trim());
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  return port <= 65535 ? { hostname: m[1] ?? m[2], port } : undefined;
 }
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, "": 1 };

@@ -1,0 +1,52 @@
+// Owns the readiness checks an operator's /readyz reports: each returns the problems it finds,
+// one short line each, or an empty list. The server combines them in its readiness callback.
+
+import { errorMessage } from "../api/log.ts";
+
+const READ_OWNER = 0o400;
+const READ_GROUP = 0o040;
+const READ_OTHER = 0o004;
+const ROOT_UID = 0;
+
+/** Problems with the FIFO at `path`: missing, not a named pipe, or not readable by this process. */
+export function fifoProblems(path: string): string[] {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [`FIFO ${path} is missing`];
+    return [`FIFO ${path} cannot be checked: ${errorMessage(e)}`];
+  }
+  if (!info.isFifo) return [`FIFO ${path} is not a named pipe`];
+  if (!readableBy(info, { uid: Deno.uid(), gid: Deno.gid() })) {
+    return [`FIFO ${path} is not readable by this process`];
+  }
+  return [];
+}
+
+/**
+ * Whether a file's mode lets a process read it (an open would block on a FIFO with no
+ * writer, so the mode bits decide; root reads anything).
+ */
+export function readableBy(
+  info: Pick<Deno.FileInfo, "mode" | "uid" | "gid">,
+  who: { uid: number | null; gid: number | null },
+): boolean {
+  if (who.uid === ROOT_UID) return true;
+  const mode = info.mode ?? 0;
+  if (who.uid !== null && who.uid === info.uid) return (mode & READ_OWNER) !== 0;
+  if (who.gid !== null && who.gid === info.gid) return (mode & READ_GROUP) !== 0;
+  return (mode & READ_OTHER) !== 0;
+}
+
+/** Problems writing in `directory` (e.g. the history store's): creates and removes a file. */
+export function directoryWritableProblems(directory: string): string[] {
+  const probe = `${directory.replace(/\/$/, "")}/.push-server-ready-${Deno.pid}`;
+  try {
+    Deno.writeFileSync(probe, new Uint8Array(0));
+    Deno.removeSync(probe);
+    return [];
+  } catch (e) {
+    return [`${directory} is not writable: ${errorMessage(e)}`];
+  }
+}
