@@ -12,7 +12,7 @@ import { loadHandlers } from "./lib/api/load_handlers.ts";
 import { createLogger, errorMessage } from "./lib/api/log.ts";
 import { helpText, type Options, parseCommandLine } from "./lib/api/options.ts";
 import { publicResources } from "./lib/server/resources.ts";
-import { PushServer } from "./lib/server/server.ts";
+import { AdminListenError, PushServer } from "./lib/server/server.ts";
 import { VERSION } from "./lib/api/version.ts";
 
 const EXIT_USAGE = 2;
@@ -112,6 +112,7 @@ async function main(): Promise<void> {
   try {
     await server.start();
   } catch (e) {
+    if (e instanceof AdminListenError) die(e.message, EXIT_FAILURE);
     const failure = listenFailure(e, hostPort(options.host, options.port));
     die(failure.message, failure.code);
   }

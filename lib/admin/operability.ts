@@ -20,6 +20,8 @@ export { RATE_LIMITED_CLOSE };
 /** What the server lends for scraping, readiness and the status page. */
 export interface OperabilityHooks {
   readonly log: Logger;
+  /** The counters the server increments; a fresh set when not given. */
+  readonly stats?: PushStats;
   readonly sources: MetricsSources;
   readonly readiness: ReadinessCheck;
   readonly status?: StatusSources;
@@ -84,7 +86,7 @@ export class Operability {
    * listener. Returns a one-line error when the admin address cannot be bound.
    */
   static start(options: Options, hooks: OperabilityHooks): Operability | { error: string } {
-    const stats = new PushStats();
+    const stats = hooks.stats ?? new PushStats();
     const metrics = createMetrics(stats, { sources: hooks.sources });
     let admin: AdminServer | null = null;
     if (options.adminListen !== undefined) {

@@ -4,7 +4,9 @@
 
 import type { CloseInfo, Connection, Logger, Message } from "../api/handlers.ts";
 import type { Options } from "../api/options.ts";
+import type { PushStats } from "../metrics/stats.ts";
 import { Liveness, type LivenessAction } from "../policy/liveness.ts";
+import type { MessageRate } from "../policy/message_rate.ts";
 import { OutboundQueue, SharedBytes } from "../policy/outbound_queue.ts";
 import type { Route } from "../policy/router.ts";
 import type { UpgradeDecision } from "../policy/upgrade_policy.ts";
@@ -34,6 +36,8 @@ export interface UpgradeAsked {
 export interface ConnectionHost {
   readonly options: Options;
   readonly log: Logger;
+  /** Counters: bytes in and out are added here, once per read and per write. */
+  readonly stats: PushStats;
   /** The clock, in milliseconds: read by the shell, passed into the pure parts. */
   now(): number;
   /** Where a complete request head goes: an upgrade, or a fixed resource. */
@@ -93,6 +97,10 @@ export class ClientConnection implements Connection {
   remoteAddress: string;
   protocol = "";
   data: unknown = undefined;
+  /** The address counted against the connection limits, released when the connection goes. */
+  admitted: string | null = null;
+  /** This connection's inbound message budget (--message-rate), or null when off. */
+  rate: MessageRate | null = null;
 
   readonly #socket: Deno.Conn;
   readonly #host: ConnectionHost;
@@ -190,7 +198,9 @@ export class ClientConnection implements Connection {
   send(message: Message): boolean {
     const codec = this.#codec;
     if (!codec) return false;
-    return typeof message === "string" ? codec.sendText(message) : codec.sendBinary(message);
+    const sent = typeof message === "string" ? codec.sendText(message) : codec.sendBinary(message);
+    if (sent) this.#host.stats.messagesOut++;
+    return sent;
   }
 
   /**
@@ -456,6 +466,7 @@ export class ClientConnection implements Connection {
         codec.receiveEof();
       } else {
         this.#liveness.heard();
+        this.#host.stats.bytesIn += n;
         codec.receive(this.#buf.subarray(0, n));
       }
       try {
@@ -584,6 +595,7 @@ export class ClientConnection implements Connection {
     while (done < bytes.length) {
       done += await this.#socket.write(done === 0 ? bytes : bytes.subarray(done));
     }
+    this.#host.stats.bytesOut += done;
   }
 
   #closeSocket(): void {

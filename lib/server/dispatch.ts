@@ -13,10 +13,11 @@ import type {
 import { describeError } from "../api/log.ts";
 import { type HandlerAnswer, refuse, type UpgradeDecision } from "../policy/upgrade_policy.ts";
 import type { CodecEvent } from "../protocol/codec.ts";
+import type { HandlerEvent, PushStats } from "../metrics/stats.ts";
 
 /** Which handler runs, and for which connection: named in the log line if it fails. */
 export interface HandlerSite {
-  readonly event: string;
+  readonly event: HandlerEvent;
   readonly conn?: number;
 }
 
@@ -30,13 +31,20 @@ export class Dispatch {
   readonly #log: Logger;
   readonly #server: Server;
   readonly #upgradeTimeout: number;
+  readonly #stats: PushStats;
   /** Connections already told (at debug level) that their messages have no handler. */
   readonly #unhandledNoted = new WeakSet<Connection>();
 
   constructor(
     handlers: Handlers,
-    { server, log, upgradeTimeout }: { server: Server; log: Logger; upgradeTimeout: number },
+    { server, log, upgradeTimeout, stats }: {
+      server: Server;
+      log: Logger;
+      upgradeTimeout: number;
+      stats: PushStats;
+    },
   ) {
+    this.#stats = stats;
     this.#handlers = handlers;
     this.#server = server;
     this.#log = log;
@@ -72,13 +80,18 @@ export class Dispatch {
 
   /** Runs one handler; logs (never rethrows) a throw or rejection. A promise only if async. */
   call(site: HandlerSite, fn: () => unknown): Promise<void> | undefined {
+    const timing = this.#stats.handlers[site.event];
+    const started = performance.now();
+    const done = (failed: boolean) => timing.record((performance.now() - started) / 1000, failed);
     const fail = (e: unknown) => {
+      done(true);
       const where = site.conn === undefined ? "" : ` (connection ${site.conn})`;
       this.#log.error(`handler ${site.event} failed${where}: ${describeError(e)}`);
     };
     try {
       const result = fn();
-      if (result instanceof Promise) return result.then(() => {}, fail);
+      if (result instanceof Promise) return result.then(() => done(false), fail);
+      done(false);
     } catch (e) {
       fail(e);
     }
@@ -99,6 +112,9 @@ export class Dispatch {
     const timeout = new Promise<"timeout">((resolve) => {
       timer = setTimeout(() => resolve("timeout"), this.#upgradeTimeout);
     });
+    const timing = this.#stats.handlers.upgrade;
+    const started = performance.now();
+    let failed = true;
     try {
       const result: UpgradeResult | "timeout" = await Promise.race([
         Promise.resolve().then(() => handler(request)),
@@ -110,12 +126,14 @@ export class Dispatch {
         );
         return { refuse: refuse(503, "The server is busy; try again") };
       }
+      failed = false;
       return { answer: result };
     } catch (e) {
       this.#log.error(`handler upgrade failed (connection ${conn}): ${describeError(e)}`);
       return { refuse: refuse(500, "Internal server error") };
     } finally {
       clearTimeout(timer);
+      timing.record((performance.now() - started) / 1000, failed);
     }
   }
 }

@@ -33,6 +33,10 @@ import { DEFAULT_LOG_LIMIT, LogLimiter } from "../policy/log_limiter.ts";
 import { ClientConnection, type ConnectionHost, type UpgradeAsked } from "./connection.ts";
 import { Dispatch } from "./dispatch.ts";
 import { Hub } from "./hub.ts";
+import { Operability } from "../admin/operability.ts";
+import { fifoProblems } from "../admin/readiness.ts";
+import { PushStats } from "../metrics/stats.ts";
+import { RATE_LIMITED_CLOSE } from "../policy/message_rate.ts";
 
 const ACCEPT_BACKOFF_MIN_MS = 10;
 const ACCEPT_BACKOFF_MAX_MS = 1000;
@@ -55,7 +59,10 @@ export interface ServerParts {
 export class PushServer implements Server, ConnectionHost {
   readonly options: Options;
   readonly log: Logger;
+  /** Every counter the metrics report; plain numbers on the hot path. */
+  readonly stats = new PushStats();
   readonly #hub: Hub;
+  #ops: Operability | null = null;
   readonly #dispatch: Dispatch;
   readonly #resources: ReadonlyMap<string, Resource>;
   #listener: Deno.TcpListener | null = null;
@@ -75,11 +82,17 @@ export class PushServer implements Server, ConnectionHost {
       server: this,
       log,
       upgradeTimeout: options.upgradeTimeout,
+      stats: this.stats,
     });
   }
 
   get connections(): ReadonlySet<Connection> {
     return this.#hub.open;
+  }
+
+  /** The admin listener's address, or null without --admin-listen. */
+  get adminAddress(): Deno.NetAddr | null {
+    return this.#ops?.admin?.addr ?? null;
   }
 
   /** Whether the FIFO is open, waiting for a writer, or unreadable (for health checks). */
@@ -96,6 +109,28 @@ export class PushServer implements Server, ConnectionHost {
     this.#listener = Deno.listen({ hostname: o.host, port: o.port });
     const addr = this.#listener.addr;
     this.log.info(`listening on ${addr.hostname}:${addr.port}, reading FIFO ${o.fifo}`);
+    const ops = Operability.start(o, {
+      log: this.log,
+      stats: this.stats,
+      sources: {
+        connectionsOpen: () => this.#hub.open.size,
+        bytesQueued: () => this.#hub.queuedBytes(),
+        fifoOpen: () => this.fifoState.state === "open",
+      },
+      readiness: () => this.#readinessProblems(),
+      status: {
+        mostQueued: (limit) =>
+          [...this.#hub.open].filter((c) => c.bufferedAmount > 0)
+            .sort((a, b) => b.bufferedAmount - a.bufferedAmount).slice(0, limit)
+            .map((c) => ({ id: c.id, remote: c.remoteAddress, queuedBytes: c.bufferedAmount })),
+        fifo: () => ({ path: o.fifo, open: this.fifoState.state === "open" }),
+      },
+    });
+    if ("error" in ops) {
+      this.#listener.close();
+      throw new AdminListenError(ops.error);
+    }
+    this.#ops = ops;
     if (this.#dispatch.has("start")) {
       await this.#dispatch.call({ event: "start" }, () => this.#handlers().start!(this));
     }
@@ -106,6 +141,7 @@ export class PushServer implements Server, ConnectionHost {
       maxLineBytes: o.maxMessageSize,
       log: this.log,
       onBatch: (lines) => this.#fifoBatch(lines),
+      onDropped: (reason) => this.stats.fifoDropped.add(reason),
     });
     this.#fifo.run();
     return addr;
@@ -116,7 +152,9 @@ export class PushServer implements Server, ConnectionHost {
     const frame = typeof message === "string"
       ? encodeTextFrame(message)
       : encodeFrame(Opcode.BINARY, message);
-    return this.#hub.broadcast(frame, filter && ((conn) => this.#safeFilter(filter, conn)));
+    const sent = this.#hub.broadcast(frame, filter && ((conn) => this.#safeFilter(filter, conn)));
+    this.stats.messagesOut += sent;
+    return sent;
   }
 
   send(conn: Connection, message: Message): boolean {
@@ -158,6 +196,7 @@ export class PushServer implements Server, ConnectionHost {
     }
     for (const t of this.#timers) clearInterval(t);
     for (const line of this.#refusals.drain(Date.now())) this.log.info(line);
+    await this.#ops?.close();
     const left = this.#hub.all.size;
     if (left > 0) {
       this.log.info(`${left} ${left === 1 ? "client" : "clients"} did not close in time; dropped`);
@@ -180,6 +219,11 @@ export class PushServer implements Server, ConnectionHost {
   ): Promise<UpgradeDecision> {
     const req = this.#upgradeRequest(conn, { request, protocols: ws.protocols });
     conn.remoteAddress = req.remoteAddress;
+    if (this.#ops) {
+      const admission = this.#ops.admit(req.remoteAddress, Date.now());
+      if (!admission.ok) return refuse(admission.status, admission.body);
+      conn.admitted = req.remoteAddress;
+    }
     const origin = checkOrigin(this.options, req.origin);
     if (origin) return origin;
     const ran = await this.#dispatch.upgrade(req, conn.id);
@@ -196,6 +240,8 @@ export class PushServer implements Server, ConnectionHost {
 
   opened(conn: ClientConnection): void | Promise<void> {
     this.#hub.opened(conn);
+    this.stats.handshakes.add(101);
+    conn.rate = this.#ops?.messageRate(Date.now()) ?? null;
     this.log.debug(`connection ${conn.id} open from ${conn.remoteAddress} ${conn.path}`);
     if (!this.#dispatch.has("open")) return;
     return this.#dispatch.call(
@@ -208,6 +254,13 @@ export class PushServer implements Server, ConnectionHost {
     switch (event.type) {
       case "text":
       case "binary":
+        this.stats.messagesIn++;
+        if (conn.rate?.message(Date.now()) === "close") {
+          this.#ops?.rateLimited({ id: conn.id, remote: conn.remoteAddress }, Date.now());
+          conn.fail("rate-limited", RATE_LIMITED_CLOSE.reason);
+          return;
+        }
+        return this.#dispatch.message(conn, event);
       case "ping":
         return this.#dispatch.message(conn, event);
       default:
@@ -217,6 +270,7 @@ export class PushServer implements Server, ConnectionHost {
 
   closed(conn: ClientConnection, info: CloseInfo): void {
     if (!this.#hub.closed(conn)) return;
+    this.stats.closes.add(info.code);
     const reason = info.reason ? ` ${info.reason}` : "";
     this.log.debug(`connection ${conn.id} closed: ${info.code}${reason}`);
     if (!this.#dispatch.has("close")) return;
@@ -228,6 +282,7 @@ export class PushServer implements Server, ConnectionHost {
 
   forget(conn: ClientConnection): void {
     this.#hub.forget(conn);
+    if (conn.admitted !== null) this.#ops?.release(conn.admitted);
   }
 
   markDirty(conn: ClientConnection): void {
@@ -235,7 +290,9 @@ export class PushServer implements Server, ConnectionHost {
   }
 
   failed(conn: ClientConnection, f: Failure): void {
+    this.stats.protocolFailures.add(f.kind);
     if (f.kind === "slow-consumer") {
+      this.stats.slowConsumerCloses++;
       this.log.warn(
         `connection ${conn.id} from ${conn.remoteAddress}: closed as a slow consumer ` +
           `(over ${this.options.maxQueue} bytes queued, or nothing written for ` +
@@ -249,6 +306,7 @@ export class PushServer implements Server, ConnectionHost {
   }
 
   refused(conn: ClientConnection, error: HandshakeError): void {
+    this.stats.handshakes.add(error.status);
     const kind = refusalKind(error);
     const { log, summary } = this.#refusals.admit(kind, Date.now());
     if (summary) this.log.info(summary);
@@ -278,6 +336,7 @@ export class PushServer implements Server, ConnectionHost {
         continue;
       }
       backoff = ACCEPT_BACKOFF_MIN_MS;
+      this.stats.connectionsAccepted++;
       const conn = new ClientConnection(socket, this);
       this.#hub.add(conn);
       conn.run();
@@ -288,6 +347,7 @@ export class PushServer implements Server, ConnectionHost {
     const now = Date.now();
     this.#hub.tick(now);
     this.#hub.enforceBudget();
+    this.#ops?.sweep(now);
     for (const line of this.#refusals.flush(now)) this.log.info(line);
   }
 
@@ -301,6 +361,8 @@ export class PushServer implements Server, ConnectionHost {
   }
 
   async #fifoBatch(lines: string[]): Promise<void> {
+    this.stats.fifoBatches++;
+    this.stats.fifoLinesRead += lines.length;
     if (!this.#dispatch.has("fifo")) {
       this.#broadcastLines(lines);
     } else {
@@ -328,7 +390,10 @@ export class PushServer implements Server, ConnectionHost {
         total += part.length;
       }
     }
-    this.#hub.broadcast(total <= SHARED_BATCH_LIMIT ? [concatBytes(frames, total)] : frames);
+    const sent = this.#hub.broadcast(
+      total <= SHARED_BATCH_LIMIT ? [concatBytes(frames, total)] : frames,
+    );
+    this.stats.messagesOut += sent * lines.length;
   }
 
   /** Waits while most clients are behind (the server cannot keep up), at most FIFO_PAUSE_MS. */
@@ -337,6 +402,20 @@ export class PushServer implements Server, ConnectionHost {
     while (this.#hub.mostAreBehind() && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, FIFO_PAUSE_POLL_MS));
     }
+  }
+
+  /** What /readyz reports: one short line per problem; none means ready. */
+  #readinessProblems(): string[] {
+    const problems: string[] = [];
+    if (this.#stopping || !this.#listener) problems.push("not listening on the public port");
+    problems.push(...fifoProblems(this.options.fifo));
+    const fifo = this.fifoState;
+    if (fifo.state === "unreadable") {
+      problems.push(
+        `FIFO ${this.options.fifo} cannot be read: ${fifo.lastError ?? "unknown error"}`,
+      );
+    }
+    return problems;
   }
 
   #upgradeRequest(
@@ -383,6 +462,11 @@ export class PushServer implements Server, ConnectionHost {
       return false;
     }
   }
+}
+
+/** The admin listener could not start (its address is taken or invalid). */
+export class AdminListenError extends Error {
+  override name = "AdminListenError";
 }
 
 /** The kind a refusal is counted under when its log lines are rate-limited. */

@@ -118,6 +118,8 @@ export interface FifoReaderOptions {
    * error and the process exits with code 2.
    */
   readonly onFatal?: (message: string) => void;
+  /** A line was dropped (and logged): too long, or not UTF-8. For the metrics. */
+  readonly onDropped?: (reason: "too_long" | "invalid_utf8") => void;
 }
 
 /**
@@ -401,8 +403,12 @@ export class FifoReader {
   async #handOver(results: ReturnType<LineSplitter["push"]>): Promise<void> {
     const lines: string[] = [];
     for (const r of results) {
-      if ("line" in r) lines.push(r.line);
-      else this.#options.log.warn(`FIFO ${this.#path}: ${r.error}`);
+      if ("line" in r) {
+        lines.push(r.line);
+      } else {
+        this.#options.log.warn(`FIFO ${this.#path}: ${r.error}`);
+        this.#options.onDropped?.(/UTF-8/.test(r.error) ? "invalid_utf8" : "too_long");
+      }
     }
     if (lines.length === 0) return;
     try {
