@@ -126,6 +126,8 @@ export class ClientConnection implements Connection {
   #path: string | null = null;
   #query: URLSearchParams | null = null;
   #writing = false;
+  /** When the write in progress started (host clock), or 0 between writes. */
+  #writeStartedAt = 0;
   #noDelay = false;
   /** Whether the host already holds this connection in its list to flush this turn. */
   #flushQueued = false;
@@ -169,6 +171,11 @@ export class ClientConnection implements Connection {
   /** Bytes queued for this connection alone (not shared with others), batch included. */
   get privateBytes(): number {
     return this.#queue.privateSize + (batch.owner === this ? batch.length : 0);
+  }
+
+  /** Whether a write has been waiting on the socket since before `now - ms`: the peer is not reading. */
+  isStalled(now: number, ms: number): boolean {
+    return this.#writeStartedAt !== 0 && now - this.#writeStartedAt > ms;
   }
 
   get isOpen(): boolean {
@@ -263,9 +270,13 @@ export class ClientConnection implements Connection {
     }
   }
 
-  /** Closes a slow consumer: frames not yet taken are dropped, then its one Close is sent. */
+  /**
+   * Closes this connection as a slow consumer under memory pressure (--max-queue-total): its
+   * Close is queued, and TCP is dropped at once so that what it holds is freed now.
+   */
   shed(): void {
     this.#slowConsumer();
+    this.#closeSocket();
   }
 
   // ---- the codec's output sink ----
@@ -531,9 +542,11 @@ export class ClientConnection implements Connection {
         this.#seal();
         const unit = this.#queue.take();
         if (!unit) break;
+        this.#writeStartedAt = this.#host.now();
         try {
           for (const chunk of unit.chunks) await this.#writeAll(chunk);
         } finally {
+          this.#writeStartedAt = 0;
           this.#queue.written();
         }
         this.#liveness.wrote();

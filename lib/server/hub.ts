@@ -15,6 +15,11 @@ const FLUSH_WINDOW_WAIT_MS = 5;
  * holds up the rest (they fill their own queue and are closed as slow consumers).
  */
 export const BEHIND_BYTES = 64 * 1024;
+/**
+ * A client whose write has waited this long is not reading (its socket buffer is full). It is
+ * left out of the flow-control count: clients that do not read never hold up those that do.
+ */
+export const STALLED_MS = 1000;
 
 export interface HubOptions {
   readonly log: Logger;
@@ -105,13 +110,15 @@ export class Hub {
   enforceBudget(): number {
     let total = this.queuedBytes();
     if (total <= this.#maxTotal) return 0;
-    const worst = [...this.#open].sort((a, b) => b.bufferedAmount - a.bufferedAmount);
+    const worst = [...this.#open].filter((c) => c.isOpen)
+      .sort((a, b) => b.bufferedAmount - a.bufferedAmount);
     let shed = 0;
     for (const conn of worst) {
       if (total <= this.#maxTotal) break;
+      // What it holds is freed as its socket closes, which completes after this turn.
+      total -= conn.bufferedAmount;
       conn.shed();
       shed++;
-      total = this.queuedBytes();
     }
     this.#log.warn(
       `${shed} ${shed === 1 ? "client" : "clients"} closed as slow consumers: ` +
@@ -120,15 +127,20 @@ export class Hub {
     return shed;
   }
 
-  /** Whether most open clients are behind, i.e. the server as a whole cannot keep up. */
-  mostAreBehind(): boolean {
-    const open = this.#open.size;
-    if (open === 0) return false;
+  /**
+   * Whether most open clients that are still reading are behind, i.e. the server as a whole
+   * cannot keep up. Clients that stopped reading are not counted (they are closed as slow
+   * consumers by their own limits instead).
+   */
+  mostAreBehind(now: number): boolean {
+    let reading = 0;
     let behind = 0;
     for (const conn of this.#open) {
-      if (conn.bufferedAmount > BEHIND_BYTES && ++behind * 2 > open) return true;
+      if (conn.isStalled(now, STALLED_MS)) continue;
+      reading++;
+      if (conn.bufferedAmount > BEHIND_BYTES) behind++;
     }
-    return false;
+    return behind * 2 > reading;
   }
 
   tick(now: number): void {

@@ -399,7 +399,7 @@ export class PushServer implements Server, ConnectionHost {
   /** Waits while most clients are behind (the server cannot keep up), at most FIFO_PAUSE_MS. */
   async #flowControl(): Promise<void> {
     const deadline = Date.now() + FIFO_PAUSE_MS;
-    while (this.#hub.mostAreBehind() && Date.now() < deadline) {
+    while (this.#hub.mostAreBehind(Date.now()) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, FIFO_PAUSE_POLL_MS));
     }
   }
