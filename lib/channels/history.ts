@@ -72,7 +72,7 @@ function entryBytes(pub: Publication): number {
 /** The history of every channel, as held in memory. */
 export class History {
   readonly #limits: HistoryLimits;
-  readonly #durable: boolean;
+  #durable: boolean;
   #bootEpoch: string;
   readonly #channels = new Map<string, ChannelState>();
   /** Every live entry in order of commit (so in time order), plus dead ones not yet skipped. */
@@ -201,10 +201,12 @@ export class History {
 
   /**
    * History was lost (the store failed, or a reboot may have lost its last writes): every
-   * channel moves to `epoch`, keeps its offsets growing, and drops what memory held.
+   * channel moves to `epoch`, keeps its offsets growing, and drops what memory held. Pass
+   * `durable: false` when no store backs memory from now on.
    */
-  renewEpoch(epoch: string): void {
+  renewEpoch(epoch: string, options: { readonly durable?: boolean } = {}): void {
     this.#bootEpoch = epoch;
+    this.#durable = options.durable ?? this.#durable;
     for (const state of this.#channels.values()) {
       state.epoch = epoch;
       state.floor = state.top + 1;
