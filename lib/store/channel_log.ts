@@ -15,8 +15,8 @@ import type { Synchronous } from "./history_store.ts";
 /** The default state directory, relative to the working directory (git-ignored). */
 export const DEFAULT_STATE_DIR = "./.push-state";
 
-/** Where Linux publishes an id that changes at every boot. */
-const BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id";
+/** Two boot times closer than this (seconds) are the same boot (clock steps, rounding). */
+const SAME_BOOT_TOLERANCE_S = 10;
 const EPOCH_BYTES = 6;
 
 /** A fresh epoch: 12 random hex digits. */
@@ -25,9 +25,10 @@ export function newEpoch(): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function bootId(): string | null {
+/** When the machine booted, in seconds since 1970, or null without --allow-sys=osUptime. */
+function bootTime(): number | null {
   try {
-    return Deno.readTextFileSync(BOOT_ID_FILE).trim();
+    return Date.now() / 1000 - Deno.osUptime();
   } catch {
     return null;
   }
@@ -37,12 +38,16 @@ export interface ChannelLogOptions {
   /** The state directory; null for memory only. */
   readonly stateDir: string | null;
   readonly limits?: HistoryLimits;
-  /** SQLite's synchronous level: "normal" survives kill -9, "full" also a power loss. */
-  readonly synchronous?: Synchronous;
+  /**
+   * SQLite's synchronous level: "normal" survives kill -9, and after a reboot every epoch
+   * changes (the last commits may be lost); "full" also survives a power loss. "auto" (the
+   * default) is "normal" when the boot time can be read (--allow-sys=osUptime), else "full".
+   */
+  readonly synchronous?: Synchronous | "auto";
   /** Receives warning lines (history falls back to memory). */
   readonly warn?: (line: string) => void;
-  /** Test seam: the boot id (default: read from /proc; null when unknown). */
-  readonly bootId?: string | null;
+  /** Test seam: the boot time in seconds (default: from Deno.osUptime; null when unknown). */
+  readonly bootTime?: number | null;
 }
 
 /** The result of a resume: the decision (recovered or not) and the publications to replay. */
@@ -81,28 +86,29 @@ export class ChannelLog {
       const history = new History({ epoch: newEpoch(), durable: false, limits });
       return { log: new ChannelLog({ history, store: null, warn }), durable: false, warning: null };
     }
-    const opened = HistoryStore.open(options.stateDir, {
-      limits,
-      synchronous: options.synchronous,
-    });
+    const boot = options.bootTime === undefined ? bootTime() : options.bootTime;
+    const level = options.synchronous ?? "auto";
+    const synchronous = level === "auto" ? (boot === null ? "full" : "normal") : level;
+    const opened = HistoryStore.open(options.stateDir, { limits, synchronous });
     if (!opened.ok) {
       const history = new History({ epoch: newEpoch(), durable: false, limits });
       const warning = `history kept in memory only: ${opened.reason}`;
       return { log: new ChannelLog({ history, store: null, warn }), durable: false, warning };
     }
     const store = opened.store;
-    // After a reboot, the last commits may be lost unless each one was fsynced (FULL). Clients
-    // may have seen them, so the offsets they hold cannot be trusted: change every epoch.
-    const boot = options.bootId === undefined ? bootId() : options.bootId;
-    const lastBoot = store.meta("boot_id");
+    // If the last run did not fsync each commit (NORMAL) and the machine rebooted since (or we
+    // cannot tell), its last commits may be lost while clients saw them: the offsets those
+    // clients hold cannot be trusted, so every epoch changes.
+    const lastLevel = store.meta("synchronous");
+    const lastBoot = Number(store.meta("boot_time") ?? NaN);
     if (
-      options.synchronous !== "full" && lastBoot !== undefined &&
-      (boot === null || boot !== lastBoot)
+      lastLevel === "normal" &&
+      (boot === null || !(Math.abs(boot - lastBoot) <= SAME_BOOT_TOLERANCE_S))
     ) {
       store.renewEpoch(newEpoch());
     }
-    if (boot !== null) store.setMeta("boot_id", boot);
-    else store.setMeta("boot_id", "unknown");
+    store.setMeta("synchronous", synchronous);
+    store.setMeta("boot_time", boot === null ? "" : String(boot));
     const history = new History({ epoch: newEpoch(), durable: true, limits });
     for (const head of store.heads()) history.seed(head.channel, head);
     return { log: new ChannelLog({ history, store, warn }), durable: true, warning: null };

@@ -66,9 +66,9 @@ Deno.test("a resuming client sees each publication exactly once and in order, or
     fc.assert(
       fc.property(fc.array(step, { minLength: 1, maxLength: 60 }), (steps) => {
         const stateDir = `${dir}/${run++}`;
-        let boot = "boot-0";
+        let boot = 1_000_000;
         let now = 1000;
-        let log = ChannelLog.open({ stateDir, limits: LIMITS, bootId: boot }).log;
+        let log = ChannelLog.open({ stateDir, limits: LIMITS, bootTime: boot }).log;
         assert.ok(log.durable);
         const published = new Map<string, Publication[]>(CHANNELS.map((c) => [c, []]));
         const clients: Client[] = Array.from({ length: CLIENTS }, () => ({
@@ -148,9 +148,9 @@ Deno.test("a resuming client sees each publication exactly once and in order, or
             case "restart": {
               // kill -9: the old handle is dropped without a clean close; a new one reads the
               // file. (It is closed afterwards only so the test does not leak handles.)
-              if (s.reboot) boot = `boot-${run}-${now}`;
+              if (s.reboot) boot += 3600;
               const old = log;
-              log = ChannelLog.open({ stateDir, limits: LIMITS, bootId: boot }).log;
+              log = ChannelLog.open({ stateDir, limits: LIMITS, bootTime: boot }).log;
               old.close();
               for (const client of clients) {
                 client.connected = false;

@@ -37,12 +37,12 @@ function items(channel: string, n: number) {
 
 Deno.test("published batches are read back after the store is reopened", () =>
   withDir((dir) => {
-    const first = ChannelLog.open({ stateDir: dir, limits: LIMITS, bootId: "b" });
+    const first = ChannelLog.open({ stateDir: dir, limits: LIMITS, bootTime: 1000 });
     assert.ok(first.durable);
     assert.equal(first.warning, null);
     const pubs = first.log.publish([...items("a", 3), ...items("b", 2)], 1000);
     first.log.close();
-    const again = ChannelLog.open({ stateDir: dir, limits: LIMITS, bootId: "b" }).log;
+    const again = ChannelLog.open({ stateDir: dir, limits: LIMITS, bootTime: 1000 }).log;
     assert.deepStrictEqual(again.position("a"), { epoch: pubs[0].epoch, offset: 3 });
     const resumed = again.resume("a", { epoch: pubs[0].epoch, offset: 0 }, 1001);
     assert.equal(resumed.decision.kind, "replay");
@@ -77,7 +77,7 @@ Deno.test("every batch reported committed survives kill -9 of the writer", async
     const status = await child.status;
     assert.equal(reported.size, 2);
     assert.equal(status.signal, "SIGKILL");
-    const log = ChannelLog.open({ stateDir: dir, bootId: "test-boot", limits: WRITER_LIMITS }).log;
+    const log = ChannelLog.open({ stateDir: dir, bootTime: 1, limits: WRITER_LIMITS }).log;
     for (const [channel, { offset, epoch }] of reported) {
       const now = log.position(channel);
       assert.equal(now.epoch, epoch);
@@ -107,7 +107,7 @@ Deno.test("the store keeps maxCount publications per channel", () =>
 Deno.test("history older than maxAge is not replayed: recovered:false", () =>
   withDir((dir) => {
     const limits = { maxCount: 100, maxAgeMs: 1000, maxBytes: 1 }; // memory holds nothing
-    const log = ChannelLog.open({ stateDir: dir, limits, bootId: "b" }).log;
+    const log = ChannelLog.open({ stateDir: dir, limits, bootTime: 1000 }).log;
     const [old] = log.publish(items("a", 1), 0);
     log.publish(items("a", 1), 900);
     assert.equal(log.resume("a", { epoch: old.epoch, offset: 0 }, 999).replay.length, 2);
@@ -120,23 +120,31 @@ Deno.test("history older than maxAge is not replayed: recovered:false", () =>
     log.close();
   }));
 
-Deno.test("after a reboot every epoch changes (unless synchronous is full)", () =>
+Deno.test("after a reboot following a NORMAL run every epoch changes; after FULL none", () =>
   withDir((dir) => {
-    const first = ChannelLog.open({ stateDir: dir, limits: LIMITS, bootId: "boot-1" }).log;
+    const open = (bootTime: number | null, synchronous?: "normal" | "full") =>
+      ChannelLog.open({ stateDir: dir, limits: LIMITS, bootTime, synchronous }).log;
+    const first = open(1000);
     const [pub] = first.publish(items("a", 1), 0);
     first.close();
-    const sameBoot = ChannelLog.open({ stateDir: dir, limits: LIMITS, bootId: "boot-1" }).log;
+    const sameBoot = open(1003); // within the tolerance for clock steps
     assert.equal(sameBoot.position("a").epoch, pub.epoch);
     sameBoot.close();
-    const full =
-      ChannelLog.open({ stateDir: dir, limits: LIMITS, bootId: "boot-2", synchronous: "full" }).log;
-    assert.equal(full.position("a").epoch, pub.epoch);
-    full.close();
-    const rebooted = ChannelLog.open({ stateDir: dir, limits: LIMITS, bootId: "boot-3" }).log;
-    assert.notEqual(rebooted.position("a").epoch, pub.epoch);
-    assert.deepStrictEqual(rebooted.position("a").offset, 1, "offsets still only grow");
+    const rebooted = open(9000, "full");
+    const epoch = rebooted.position("a").epoch;
+    assert.notEqual(epoch, pub.epoch);
+    assert.equal(rebooted.position("a").offset, 1, "offsets still only grow");
     assert.equal(rebooted.resume("a", { epoch: pub.epoch, offset: 0 }, 0).decision.kind, "lost");
     rebooted.close();
+    const afterFull = open(20000);
+    assert.equal(afterFull.position("a").epoch, epoch, "a FULL run lost nothing at the reboot");
+    afterFull.close();
+    const unknown = open(null); // no --allow-sys: the last run was NORMAL, so trust nothing
+    assert.notEqual(unknown.position("a").epoch, epoch);
+    unknown.close();
+    const afterUnknown = open(null); // and "auto" chose FULL for that run
+    assert.equal(afterUnknown.position("a").epoch, unknown.position("a").epoch);
+    afterUnknown.close();
   }));
 
 Deno.test("a state directory that cannot be created: memory only, one warning", () =>
