@@ -129,13 +129,13 @@ Deno.test("after kill -9 and a restart the client resumes: every publication onc
     await subscribed;
     const all = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
     const sent = { news: 0, user: 0 };
-    async function burst(count: number) {
+    const burst = async (count: number) => {
       const lines = [];
       for (let i = 0; i < count; i++) {
         lines.push(i % 3 ? news(++sent.news) : news(++sent.user, "user:42"));
       }
       await server.publish(lines);
-    }
+    };
     await burst(30);
     const reconnecting = until(client, "state", (s: StateChange) => s.state === "reconnecting");
     await server.kill();
