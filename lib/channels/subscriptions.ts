@@ -1,6 +1,10 @@
 // Owns the subscription index: channel → its subscribers, and connection → its channels, with a
 // cap on the channels of one connection. Finding a channel's subscribers is one map lookup, and
 // walking them costs their number; no other connection is looked at.
+//
+// Each subscription remembers the offset its replay reached (`after`). Fan-out sends a
+// publication only to subscribers with `after` below its offset, so a publication that was both
+// replayed and fanned out (a subscribe that ran between commit and fan-out) is sent once.
 
 /** The default cap on the channels one connection may subscribe to. */
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION = 128;
@@ -8,7 +12,8 @@ export const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION = 128;
 /** The result of a subscribe: newly added, already there, or refused by the cap. */
 export type SubscribeOutcome = "added" | "already" | "limit";
 
-const NONE: ReadonlySet<never> = new Set<never>();
+const NO_CHANNELS: ReadonlySet<never> = new Set<never>();
+const NO_SUBSCRIBERS: ReadonlyMap<never, number> = new Map<never, number>();
 
 /**
  * Subscriptions of connections (any key: an id, or the connection object) to channels. A channel
@@ -16,15 +21,19 @@ const NONE: ReadonlySet<never> = new Set<never>();
  */
 export class SubscriptionIndex<K> {
   readonly #maxPerConnection: number;
-  readonly #byChannel = new Map<string, Set<K>>();
+  readonly #byChannel = new Map<string, Map<K, number>>();
   readonly #byConnection = new Map<K, Set<string>>();
 
   constructor(options: { readonly maxPerConnection?: number } = {}) {
     this.#maxPerConnection = options.maxPerConnection ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION;
   }
 
-  /** Subscribes `conn` to `channel`, unless it already holds the cap of channels. */
-  subscribe(conn: K, channel: string): SubscribeOutcome {
+  /**
+   * Subscribes `conn` to `channel`, unless it already holds the cap of channels. `after` is the
+   * offset up to which the connection has been (or is being) sent the channel, by replay; 0
+   * when nothing was replayed.
+   */
+  subscribe(conn: K, channel: string, after = 0): SubscribeOutcome {
     let channels = this.#byConnection.get(conn);
     if (channels?.has(channel)) return "already";
     if ((channels?.size ?? 0) >= this.#maxPerConnection) return "limit";
@@ -35,10 +44,10 @@ export class SubscriptionIndex<K> {
     channels.add(channel);
     let subscribers = this.#byChannel.get(channel);
     if (subscribers === undefined) {
-      subscribers = new Set();
+      subscribers = new Map();
       this.#byChannel.set(channel, subscribers);
     }
-    subscribers.add(conn);
+    subscribers.set(conn, after);
     return "added";
   }
 
@@ -66,14 +75,17 @@ export class SubscriptionIndex<K> {
     return [...channels];
   }
 
-  /** The subscribers of a channel (a live view: do not change the index while iterating it). */
-  subscribers(channel: string): ReadonlySet<K> {
-    return this.#byChannel.get(channel) ?? NONE;
+  /**
+   * The subscribers of a channel, each with the offset its replay reached: send a publication to
+   * those whose value is below its offset. A live view: do not change the index while iterating.
+   */
+  subscribers(channel: string): ReadonlyMap<K, number> {
+    return this.#byChannel.get(channel) ?? NO_SUBSCRIBERS;
   }
 
   /** The channels of a connection (a live view). */
   channelsOf(conn: K): ReadonlySet<string> {
-    return this.#byConnection.get(conn) ?? NONE;
+    return this.#byConnection.get(conn) ?? NO_CHANNELS;
   }
 
   has(conn: K, channel: string): boolean {

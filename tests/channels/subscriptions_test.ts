@@ -10,12 +10,12 @@ Deno.test("subscribers of a channel are exactly the connections subscribed to it
   assert.equal(index.subscribe(2, "news"), "added");
   assert.equal(index.subscribe(2, "user:2"), "added");
   assert.equal(index.subscribe(1, "news"), "already");
-  assert.deepStrictEqual([...index.subscribers("news")], [1, 2]);
-  assert.deepStrictEqual([...index.subscribers("none")], []);
+  assert.deepStrictEqual([...index.subscribers("news").keys()], [1, 2]);
+  assert.deepStrictEqual([...index.subscribers("none").keys()], []);
   assert.deepStrictEqual([...index.channelsOf(2)], ["news", "user:2"]);
   assert.ok(index.unsubscribe(1, "news"));
   assert.ok(!index.unsubscribe(1, "news"));
-  assert.deepStrictEqual([...index.subscribers("news")], [2]);
+  assert.deepStrictEqual([...index.subscribers("news").keys()], [2]);
 });
 
 Deno.test("a connection's subscriptions are capped", () => {
@@ -64,7 +64,17 @@ Deno.test("the index agrees with a model under any sequence of operations", () =
     }
     for (const channel of ["a", "b", "c", "d"]) {
       const expected = [...model].filter(([, s]) => s.has(channel)).map(([c]) => c).sort();
-      assert.deepStrictEqual([...index.subscribers(channel)].sort(), expected);
+      assert.deepStrictEqual([...index.subscribers(channel).keys()].sort(), expected);
     }
   }));
+});
+
+Deno.test("each subscription keeps the offset its replay reached, for fan-out to skip", () => {
+  const index = new SubscriptionIndex<string>();
+  index.subscribe("fresh", "news");
+  index.subscribe("resumed", "news", 12);
+  const to = (offset: number) =>
+    [...index.subscribers("news")].filter(([, after]) => offset > after).map(([c]) => c);
+  assert.deepStrictEqual(to(12), ["fresh"], "offset 12 was replayed to 'resumed' already");
+  assert.deepStrictEqual(to(13), ["fresh", "resumed"]);
 });
