@@ -106,10 +106,18 @@ export class ChannelLog {
       (boot === null || !(Math.abs(boot - lastBoot) <= SAME_BOOT_TOLERANCE_S))
     ) {
       store.renewEpoch(newEpoch());
+      store.setMeta("epoch", newEpoch());
     }
     store.setMeta("synchronous", synchronous);
     store.setMeta("boot_time", boot === null ? "" : String(boot));
-    const history = new History({ epoch: newEpoch(), durable: true, limits });
+    // The epoch of channels not yet published to is kept too, so that a client of an empty
+    // channel resumes across a restart (its history is complete: there is none).
+    let epoch = store.meta("epoch");
+    if (epoch === undefined) {
+      epoch = newEpoch();
+      store.setMeta("epoch", epoch);
+    }
+    const history = new History({ epoch, durable: true, limits });
     for (const head of store.heads()) history.seed(head.channel, head);
     return { log: new ChannelLog({ history, store, warn }), durable: true, warning: null };
   }

@@ -49,8 +49,6 @@ interface Cursor {
   position: StreamPosition | null;
   /** Index in the channel's publication list of the last one seen (or skipped by a loss). */
   seen: number;
-  /** The server restarted since the position was taken (an empty channel's epoch changes). */
-  restarted: boolean;
   rebooted: boolean;
 }
 
@@ -96,11 +94,10 @@ Deno.test("a resuming client sees each publication exactly once and in order, or
             const { decision } = result;
             if (cursor === undefined || decision.kind !== "replay") {
               if (cursor !== undefined) {
-                // recovered:false must have a cause: a reboot, a restart over an empty
-                // channel, more missed than kept, or the oldest missed one expired.
+                // recovered:false must have a cause: a reboot, more missed than kept, or
+                // the oldest missed one expired.
                 const missed = list.slice(cursor.seen + 1);
                 const cause = cursor.rebooted ||
-                  (cursor.restarted && cursor.position?.offset === 0) ||
                   missed.length > LIMITS.maxCount ||
                   (missed.length > 0 && now - missed[0].time > LIMITS.maxAgeMs);
                 assert.ok(cause, `${channel}: recovered:false without cause`);
@@ -108,7 +105,6 @@ Deno.test("a resuming client sees each publication exactly once and in order, or
               client.cursors.set(channel, {
                 position: { epoch: decision.epoch, offset: decision.offset },
                 seen: list.length - 1,
-                restarted: false,
                 rebooted: false,
               });
               continue;
@@ -116,7 +112,6 @@ Deno.test("a resuming client sees each publication exactly once and in order, or
             for (const pub of result.replay) deliver(cursor, channel, pub);
             assert.equal(cursor.seen, list.length - 1, "replay ends at the last publication");
             cursor.position = { epoch: decision.epoch, offset: decision.offset };
-            cursor.restarted = false;
             cursor.rebooted = false;
           }
         }
@@ -155,7 +150,6 @@ Deno.test("a resuming client sees each publication exactly once and in order, or
               for (const client of clients) {
                 client.connected = false;
                 for (const cursor of client.cursors.values()) {
-                  cursor.restarted = true;
                   cursor.rebooted ||= s.reboot;
                 }
               }
