@@ -238,6 +238,11 @@ export function encodePublication(pub: {
   return `{"type":"publication","channel":"${pub.channel}","offset":${pub.offset},"data":${pub.data}}`;
 }
 
+/** A message for one user's connections (FIFO `{"user":…,"data":…}`); `data` is JSON text. */
+export function encodeUserMessage(data: string): string {
+  return `{"type":"message","data":${data}}`;
+}
+
 /** An error reply; `id` and `channel` say which request and channel it answers. */
 export function encodeError(error: {
   readonly code: number;

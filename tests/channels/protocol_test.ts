@@ -10,6 +10,7 @@ import {
   encodePublication,
   encodeSubscribed,
   encodeUnsubscribed,
+  encodeUserMessage,
   parseOperation,
 } from "../../lib/channels/protocol.ts";
 
@@ -132,6 +133,10 @@ Deno.test("server messages are JSON with the documented fields", () => {
     JSON.parse(encodeError({ code: 4005, reason: 'no "x"', id: "q", channel: "c" })),
     { type: "error", id: "q", code: 4005, reason: 'no "x"', channel: "c" },
   );
+  assert.deepStrictEqual(JSON.parse(encodeUserMessage('{"a":1}')), {
+    type: "message",
+    data: { a: 1 },
+  });
   assert.deepStrictEqual(JSON.parse(encodePong()), { type: "pong" });
   assert.deepStrictEqual(JSON.parse(encodePong(9)), { type: "pong", id: 9 });
 });
