@@ -1,11 +1,14 @@
 // Tests the browser client (client/push-client.js): its size, and its behaviour against a real
 // push.v1 server process (tests/fixtures/push_v1_server.ts) killed with SIGKILL and restarted,
-// and against a scripted WebSocket for close codes and the heartbeat.
+// in Deno and in headless Chromium, and against a scripted WebSocket for close codes and the
+// heartbeat.
 
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { PushClient } from "../../client/push-client.js";
 import type { Publication, StateChange } from "../../client/push-client.d.ts";
+import { chromium } from "playwright-core";
+import { toolFor } from "../support/tools.ts";
 
 const CLIENT = new URL("../../client/push-client.js", import.meta.url);
 const SERVER = new URL("../fixtures/push_v1_server.ts", import.meta.url).pathname;
@@ -79,6 +82,7 @@ class ServerProcess {
     await this.#stdin.write(new TextEncoder().encode(lines.map((l) => l + "\n").join("")));
     for (let i = 0; i < lines.length; i++) {
       const next = await this.#lines.next();
+      if (next.done) throw new Error("the server stopped before it accepted the lines");
       assert.match(String(next.value), /^published /);
     }
   }
@@ -306,4 +310,90 @@ Deno.test("a token is sent in an auth message before subscribing", async () => {
   assert.deepStrictEqual(ws.sent.map((s) => JSON.parse(s).op), ["auth", "subscribe"]);
   assert.equal(JSON.parse(ws.sent[0]).token, "t0k");
   client.close();
+});
+
+const chromiumPath = toolFor("chromium", "push-client.js in Chromium");
+
+Deno.test({
+  name:
+    "in Chromium, a page on two channels gets every accepted line once, in order, across kill -9",
+  ignore: chromiumPath === null,
+  async fn() {
+    const stateDir = await Deno.makeTempDir({ prefix: "push-chromium-" });
+    let server = await ServerProcess.start(stateDir);
+    const browser = await chromium.launch({
+      executablePath: chromiumPath!,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    });
+    try {
+      const tab = await browser.newPage();
+      await tab.goto(`http://127.0.0.1:${server.port}/`);
+      await tab.evaluate(async (url: string) => {
+        const { PushClient } = await import("/push-client.js");
+        const g = globalThis as unknown as Record<string, unknown>;
+        const got: Record<string, number[]> = { news: [], "user:42": [] };
+        const lost: string[] = [];
+        g.got = got;
+        g.lost = lost;
+        const push = new PushClient(url, { minDelay: 50, maxDelay: 400 });
+        push.on("publication", (p: { channel: string; data: { n: number } }) => {
+          got[p.channel].push(p.data.n);
+        });
+        push.on("lost", (l: { channel: string }) => lost.push(l.channel));
+        push.subscribe("news");
+        push.subscribe("user:42");
+        await new Promise<void>((resolve) => {
+          let subscribed = 0;
+          push.on("subscribed", () => ++subscribed === 2 && resolve());
+          push.connect();
+        });
+      }, `ws://127.0.0.1:${server.port}/`);
+
+      // The writer: one line at a time; a line counts once the server accepted it (committed).
+      const TOTAL = 120;
+      const KILL_AT = 50;
+      const accepted = { news: [] as number[], "user:42": [] as number[] };
+      let failures = 0;
+      for (let n = 1; n <= TOTAL;) {
+        const channel = n % 4 === 0 ? "user:42" : "news";
+        try {
+          await server.publish([JSON.stringify({ channel, data: { n } })]);
+          accepted[channel].push(n);
+          if (n === KILL_AT) await server.kill();
+          n++;
+        } catch {
+          // The server is down: this write failed. Restart it, and retry the same line.
+          failures++;
+          server = await ServerProcess.start(stateDir, server.port);
+        }
+      }
+      assert.ok(failures >= 1, "a write failed while the server was down");
+      await tab.waitForFunction(
+        (want: { news: number; user: number }) => {
+          const got = (globalThis as unknown as { got: Record<string, number[]> }).got;
+          return got.news.length >= want.news && got["user:42"].length >= want.user;
+        },
+        { news: accepted.news.length, user: accepted["user:42"].length },
+        { timeout: 20_000 },
+      );
+      const result = await tab.evaluate(() => {
+        const g = globalThis as unknown as { got: unknown; lost: unknown };
+        return { got: g.got, lost: g.lost };
+      });
+      assert.deepStrictEqual(result, { got: accepted, lost: [] });
+    } finally {
+      await browser.close();
+      await server.kill();
+      await Deno.remove(stateDir, { recursive: true });
+    }
+  },
 });
