@@ -8,6 +8,7 @@
 // replay reached, so fan-out never sends that subscriber a publication twice.
 
 import { classifyLine } from "../channels/commands.ts";
+import { channelNameError } from "../channels/names.ts";
 import type { Publication, PublishItem } from "../channels/history.ts";
 import {
   binaryFrameError,
@@ -137,6 +138,8 @@ export class ChannelHub<C> {
    * authorize hook. Returns false when the connection holds its cap of subscriptions.
    */
   subscribe(conn: C, channel: string, since: StreamPosition | null = null): boolean {
+    const nameError = channelNameError(channel);
+    if (nameError !== null) throw new TypeError(`Cannot subscribe: ${nameError}`);
     return this.#subscribeNow(conn, { channel, since, id: undefined });
   }
 
@@ -145,8 +148,13 @@ export class ChannelHub<C> {
     return this.#index.unsubscribe(conn, channel);
   }
 
-  /** `server.publish(channel, data)`: one publication, committed then sent; its offset. */
+  /**
+   * `server.publish(channel, data)`: one publication, committed then sent; returns its offset.
+   * Throws a TypeError for an invalid channel name (a bug in the caller, not a peer's error).
+   */
   publish(channel: string, data: unknown): number {
+    const nameError = channelNameError(channel);
+    if (nameError !== null) throw new TypeError(`Cannot publish: ${nameError}`);
     const [pub] = this.#publish([{ channel, data: JSON.stringify(data) ?? "null" }]);
     return pub.offset;
   }

@@ -185,3 +185,13 @@ Deno.test("the subscription cap answers an error for the channel over it", () =>
   assert.equal(first.type, "subscribed");
   assert.deepStrictEqual([second.type, second.channel, second.code], ["error", "two", 4002]);
 });
+
+Deno.test("publish and subscribe from handlers throw on an invalid channel name (API misuse)", () => {
+  const f = fake();
+  f.hub.open("a");
+  assert.throws(() => f.hub.publish("bad name", 1), /Cannot publish: channel name may only use/);
+  assert.throws(() => f.hub.subscribe("a", ""), /Cannot subscribe: channel name is empty/);
+  assert.ok(f.hub.subscribe("a", "news"));
+  assert.equal(f.hub.publish("news", { a: 1 }), 1);
+  assert.deepStrictEqual(pubs(f, "a"), [["news", 1]]);
+});
