@@ -184,6 +184,8 @@ export class PushClient {
       }
       this.#emit("subscribed", message);
     } else if (type === "error") {
+      // An error naming a channel refuses its subscription: do not ask again on reconnect.
+      if (channel) this.#channels.delete(channel);
       this.#emit("error", message);
     } else if (type !== "pong" && type !== "unsubscribed") {
       this.#emit("message", message);
