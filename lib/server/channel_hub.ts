@@ -23,7 +23,7 @@ import {
 } from "../channels/protocol.ts";
 import type { ClientOperation, ProtocolError, StreamPosition } from "../channels/protocol.ts";
 import { SubscriptionIndex } from "../channels/subscriptions.ts";
-import { PushCloseCode } from "../protocol/close_codes.ts";
+import { CloseCode, PushCloseCode } from "../protocol/close_codes.ts";
 import type { ChannelLog } from "../store/channel_log.ts";
 
 /** Malformed operations a connection may send before it is closed with 4002. */
@@ -116,13 +116,23 @@ export class ChannelHub<C> {
     if (op.op === "subscribe" && this.#io.authorize !== undefined) {
       // The hook may be async: later operations of this connection wait for it.
       const previous = this.#chains.get(conn) ?? Promise.resolve();
-      const next = previous.then(() => this.#subscribeAuthorized(conn, op));
+      const next = previous.then(() => this.#subscribeAuthorized(conn, op)).catch((e) => {
+        // An internal failure: 1011, and the peer is told nothing more (STYLE rule 4).
+        this.#io.warn?.(`subscribe failed: ${e instanceof Error ? e.message : String(e)}`);
+        this.#io.close(conn, CloseCode.INTERNAL_ERROR, "");
+      });
       this.#chains.set(conn, next);
       return;
     }
     const pending = this.#chains.get(conn);
     if (pending !== undefined) {
-      this.#chains.set(conn, pending.then(() => this.#operate(conn, op)));
+      this.#chains.set(
+        conn,
+        pending.then(() => this.#operate(conn, op)).catch((e) => {
+          this.#io.warn?.(`operation failed: ${e instanceof Error ? e.message : String(e)}`);
+          this.#io.close(conn, CloseCode.INTERNAL_ERROR, "");
+        }),
+      );
     } else {
       this.#operate(conn, op);
     }
