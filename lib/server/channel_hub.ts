@@ -1,0 +1,331 @@
+// Owns the push.v1 side of the server: a connection's operations (subscribe with resume,
+// unsubscribe, ping), FIFO batches (publish, send to a user, disconnect a user, broadcast), and
+// fan-out through one callback that receives each publication's text once. It knows nothing of
+// sockets or frames: the server gives it connections (any key) and callbacks, and frames once.
+//
+// The seam between replay and live is closed by construction: a subscribe registers, reads the
+// replay and queues it in one synchronous step, and each subscription remembers the offset its
+// replay reached, so fan-out never sends that subscriber a publication twice.
+
+import { classifyLine } from "../channels/commands.ts";
+import { channelNameError } from "../channels/names.ts";
+import type { Publication, PublishItem } from "../channels/history.ts";
+import {
+  binaryFrameError,
+  encodeError,
+  encodePong,
+  encodePublication,
+  encodeSubscribed,
+  encodeUnsubscribed,
+  encodeUserMessage,
+  parseOperation,
+  protocolError,
+} from "../channels/protocol.ts";
+import type { ClientOperation, ProtocolError, StreamPosition } from "../channels/protocol.ts";
+import { SubscriptionIndex } from "../channels/subscriptions.ts";
+import { CloseCode, PushCloseCode } from "../protocol/close_codes.ts";
+import type { ChannelLog } from "../store/channel_log.ts";
+
+/** Malformed operations a connection may send before it is closed with 4002. */
+export const DEFAULT_MAX_ERRORS = 20;
+
+/** What the hub needs from the server. */
+export interface ChannelHubIo<C> {
+  /** Queues one text frame for one connection (replies, replay). */
+  send(conn: C, text: string): void;
+  /**
+   * Queues the same text for every connection in `to`: frame it ONCE and share the bytes. `to`
+   * is a fresh array the server may keep.
+   */
+  fanOut(text: string, to: C[]): void;
+  /** Closes a connection with a code from the close-code table. */
+  close(conn: C, code: number, reason: string): void;
+  /** Milliseconds, for history age (Date.now in the server, a counter in tests). */
+  now(): number;
+  /** Authorizes a subscription (the handlers' `subscribe` hook); absent: every channel is open. */
+  authorize?(conn: C, channel: string): boolean | Promise<boolean>;
+  /** Logs a dropped FIFO line or a failing hook, one line. */
+  warn?(line: string): void;
+}
+
+/** What a FIFO batch did, for logs and metrics. */
+export interface BatchResult {
+  readonly published: number;
+  readonly broadcast: number;
+  readonly dropped: readonly string[];
+}
+
+/** Channels, history and the push.v1 protocol for every connection of one server. */
+export class ChannelHub<C> {
+  readonly #log: ChannelLog;
+  readonly #io: ChannelHubIo<C>;
+  readonly #index: SubscriptionIndex<C>;
+  readonly #users = new SubscriptionIndex<C>({ maxPerConnection: 1 });
+  readonly #errors = new Map<C, number>();
+  readonly #open = new Set<C>();
+  readonly #chains = new Map<C, Promise<void>>();
+  readonly #maxErrors: number;
+
+  constructor(
+    log: ChannelLog,
+    options: {
+      readonly io: ChannelHubIo<C>;
+      readonly maxSubscriptionsPerConnection?: number;
+      readonly maxErrors?: number;
+    },
+  ) {
+    this.#log = log;
+    this.#io = options.io;
+    this.#index = new SubscriptionIndex({
+      maxPerConnection: options.maxSubscriptionsPerConnection,
+    });
+    this.#maxErrors = options.maxErrors ?? DEFAULT_MAX_ERRORS;
+  }
+
+  /** The subscription index (read it for metrics; change it through the hub). */
+  get subscriptions(): SubscriptionIndex<C> {
+    return this.#index;
+  }
+
+  /** A push.v1 connection opened. `user` (from auth) makes it reachable by FIFO user commands. */
+  open(conn: C, user?: string): void {
+    this.#open.add(conn);
+    if (user !== undefined) this.#users.subscribe(conn, user);
+  }
+
+  /** Sets or changes the user of a connection (after an `auth` operation, say). */
+  setUser(conn: C, user: string): void {
+    this.#users.removeConnection(conn);
+    this.#users.subscribe(conn, user);
+  }
+
+  /** A connection closed: forget its subscriptions. */
+  closed(conn: C): void {
+    this.#open.delete(conn);
+    this.#index.removeConnection(conn);
+    this.#users.removeConnection(conn);
+    this.#errors.delete(conn);
+    this.#chains.delete(conn);
+  }
+
+  /** A text frame from a push.v1 connection. Operations of one connection run in order. */
+  text(conn: C, text: string): void {
+    const parsed = parseOperation(text);
+    if (!parsed.ok) return this.#fail(conn, parsed.error);
+    const op = parsed.operation;
+    if (op.op === "subscribe" && this.#io.authorize !== undefined) {
+      // The hook may be async: later operations of this connection wait for it.
+      const previous = this.#chains.get(conn) ?? Promise.resolve();
+      const next = previous.then(() => this.#subscribeAuthorized(conn, op)).catch((e) => {
+        // An internal failure: 1011, and the peer is told nothing more (STYLE rule 4).
+        this.#io.warn?.(`subscribe failed: ${e instanceof Error ? e.message : String(e)}`);
+        this.#io.close(conn, CloseCode.INTERNAL_ERROR, "");
+      });
+      this.#chains.set(conn, next);
+      return;
+    }
+    const pending = this.#chains.get(conn);
+    if (pending !== undefined) {
+      this.#chains.set(
+        conn,
+        pending.then(() => this.#operate(conn, op)).catch((e) => {
+          this.#io.warn?.(`operation failed: ${e instanceof Error ? e.message : String(e)}`);
+          this.#io.close(conn, CloseCode.INTERNAL_ERROR, "");
+        }),
+      );
+    } else {
+      this.#operate(conn, op);
+    }
+  }
+
+  /** A binary frame from a push.v1 connection: not an operation. */
+  binary(conn: C): void {
+    this.#fail(conn, binaryFrameError());
+  }
+
+  /**
+   * Subscribes a connection from the server side (`conn.subscribe` in handlers), without the
+   * authorize hook. Returns false when the connection holds its cap of subscriptions.
+   */
+  subscribe(conn: C, channel: string, since: StreamPosition | null = null): boolean {
+    const nameError = channelNameError(channel);
+    if (nameError !== null) throw new TypeError(`Cannot subscribe: ${nameError}`);
+    return this.#subscribeNow(conn, { channel, since, id: undefined });
+  }
+
+  /** Unsubscribes a connection (`conn.unsubscribe`). */
+  unsubscribe(conn: C, channel: string): boolean {
+    return this.#index.unsubscribe(conn, channel);
+  }
+
+  /**
+   * `server.publish(channel, data)`: one publication, committed then sent; returns its offset.
+   * Throws a TypeError for an invalid channel name (a bug in the caller, not a peer's error).
+   */
+  publish(channel: string, data: unknown): number {
+    const nameError = channelNameError(channel);
+    if (nameError !== null) throw new TypeError(`Cannot publish: ${nameError}`);
+    const [pub] = this.#publish([{ channel, data: JSON.stringify(data) ?? "null" }]);
+    return pub.offset;
+  }
+
+  /**
+   * One FIFO read: classifies each line, commits every publication of the batch in ONE
+   * transaction, then delivers everything in the order of the lines. `broadcast(text)` is the
+   * server's existing broadcast to every connection (plain and push.v1 alike, as today).
+   */
+  fifoBatch(lines: readonly string[], broadcast: (text: string) => void): BatchResult {
+    const commands = lines.map(classifyLine);
+    const items: PublishItem[] = [];
+    for (const c of commands) if (c.kind === "publish") items.push(c);
+    const pubs = this.#log.publish(items, this.#io.now()); // write before send
+    let next = 0;
+    let broadcasts = 0;
+    const dropped: string[] = [];
+    for (const c of commands) {
+      switch (c.kind) {
+        case "publish":
+          this.#fanOut(pubs[next++]);
+          break;
+        case "broadcast":
+          broadcast(c.text);
+          broadcasts++;
+          break;
+        case "user": {
+          const to = [...this.#users.subscribers(c.user).keys()];
+          if (to.length > 0) this.#io.fanOut(encodeUserMessage(c.data), to);
+          break;
+        }
+        case "disconnect":
+          for (const conn of [...this.#users.subscribers(c.user).keys()]) {
+            this.#io.close(conn, PushCloseCode.DISCONNECTED, "disconnected by the application");
+          }
+          break;
+        case "dropped":
+          dropped.push(c.reason);
+          this.#io.warn?.(`fifo: line dropped: ${c.reason}`);
+          break;
+        default: {
+          const never: never = c;
+          throw new Error(`unknown command ${JSON.stringify(never)}`);
+        }
+      }
+    }
+    return { published: pubs.length, broadcast: broadcasts, dropped };
+  }
+
+  /** Drops expired history; call it now and then (e.g. once a minute). */
+  trim(): void {
+    this.#log.trim(this.#io.now());
+  }
+
+  #publish(items: PublishItem[]): Publication[] {
+    const pubs = this.#log.publish(items, this.#io.now());
+    for (const pub of pubs) this.#fanOut(pub);
+    return pubs;
+  }
+
+  #fanOut(pub: Publication): void {
+    const to: C[] = [];
+    for (const [conn, after] of this.#index.subscribers(pub.channel)) {
+      if (pub.offset > after) to.push(conn);
+    }
+    if (to.length > 0) this.#io.fanOut(encodePublication(pub), to);
+  }
+
+  #operate(conn: C, op: ClientOperation): void {
+    if (!this.#open.has(conn)) return;
+    switch (op.op) {
+      case "subscribe":
+        for (const request of op.channels) this.#subscribeNow(conn, { ...request, id: op.id });
+        return;
+      case "unsubscribe":
+        for (const channel of op.channels) {
+          this.#index.unsubscribe(conn, channel);
+          this.#io.send(conn, encodeUnsubscribed({ id: op.id, channel }));
+        }
+        return;
+      case "ping":
+        return this.#io.send(conn, encodePong(op.id));
+      case "auth":
+      case "presence":
+        return this.#fail(
+          conn,
+          protocolError("not-supported", { reason: `${op.op} is not offered`, id: op.id }),
+        );
+      default: {
+        const never: never = op;
+        throw new Error(`unknown operation ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  async #subscribeAuthorized(
+    conn: C,
+    op: Extract<ClientOperation, { op: "subscribe" }>,
+  ): Promise<void> {
+    for (const request of op.channels) {
+      let allowed: boolean;
+      try {
+        allowed = await this.#io.authorize!(conn, request.channel);
+      } catch (e) {
+        this.#io.warn?.(`subscribe hook failed: ${e instanceof Error ? e.message : String(e)}`);
+        allowed = false;
+      }
+      if (!this.#open.has(conn)) return;
+      if (!allowed) {
+        this.#io.send(
+          conn,
+          encodeError(protocolError("forbidden", {
+            reason: "subscription refused",
+            id: op.id,
+            channel: request.channel,
+          })),
+        );
+        continue;
+      }
+      this.#subscribeNow(conn, { ...request, id: op.id });
+    }
+  }
+
+  /** Registers, reads the replay and queues it, all in this one synchronous call. */
+  #subscribeNow(
+    conn: C,
+    request: { channel: string; since: StreamPosition | null; id: string | number | undefined },
+  ): boolean {
+    const { channel, since, id } = request;
+    const { decision, replay } = this.#log.resume(channel, since, this.#io.now());
+    const outcome = this.#index.subscribe(conn, channel, decision.offset);
+    if (outcome === "limit") {
+      this.#fail(
+        conn,
+        protocolError("too-many-subscriptions", { reason: "too many subscriptions", id, channel }),
+      );
+      return false;
+    }
+    const fresh = outcome === "added";
+    this.#io.send(
+      conn,
+      encodeSubscribed({
+        id,
+        channel,
+        // Already subscribed: it is live already, and nothing is replayed.
+        recovered: !fresh || decision.kind === "replay",
+        epoch: decision.epoch,
+        offset: decision.offset,
+      }),
+    );
+    if (fresh) { for (const pub of replay) this.#io.send(conn, encodePublication(pub)); }
+    return true;
+  }
+
+  /** Answers an error; too many of them close the connection with 4002. */
+  #fail(conn: C, error: ProtocolError): void {
+    this.#io.send(conn, encodeError(error));
+    const count = (this.#errors.get(conn) ?? 0) + 1;
+    this.#errors.set(conn, count);
+    if (count >= this.#maxErrors) {
+      this.#io.close(conn, PushCloseCode.BAD_REQUEST, "too many malformed operations");
+    }
+  }
+}

@@ -1,0 +1,401 @@
+// Tests the browser client (client/push-client.js): its size, and its behaviour against a real
+// push.v1 server process (tests/fixtures/push_v1_server.ts) killed with SIGKILL and restarted,
+// in Deno and in headless Chromium, and against a scripted WebSocket for close codes and the
+// heartbeat.
+
+import assert from "node:assert/strict";
+import { gzipSync } from "node:zlib";
+import { PushClient } from "../../client/push-client.js";
+import type { Publication, StateChange } from "../../client/push-client.d.ts";
+import { chromium } from "playwright-core";
+import { toolFor } from "../support/tools.ts";
+
+const CLIENT = new URL("../../client/push-client.js", import.meta.url);
+const SERVER = new URL("../fixtures/push_v1_server.ts", import.meta.url).pathname;
+const MAX_GZIPPED_BYTES = 4096;
+
+/** A conservative minifier: drops comments, indentation and blank lines (no renaming). */
+function strip(source: string): string {
+  return source
+    .replace(/\/\*[\s\S]*?\*\//g, "")
+    .split("\n")
+    .map((line) => line.replace(/^\s+|\s+$/g, "").replace(/^\/\/.*$/, ""))
+    .filter((line) => line !== "")
+    .join("\n");
+}
+
+Deno.test("the client is at most 4 KB minified and gzipped", async () => {
+  const source = await Deno.readTextFile(CLIENT);
+  const stripped = strip(source);
+  const gzipped = gzipSync(new TextEncoder().encode(stripped), { level: 9 }).length;
+  console.log(
+    `push-client.js: ${source.length} B source, ${stripped.length} B stripped, ${gzipped} B gzipped`,
+  );
+  assert.ok(gzipped <= MAX_GZIPPED_BYTES, `${gzipped} B gzipped`);
+  // The stripped text still works: it is the module that the page would load.
+  const mod = await import(`data:text/javascript,${encodeURIComponent(stripped)}`);
+  assert.equal(typeof mod.PushClient, "function");
+});
+
+/** Resolves when `predicate` holds after an event of `type`. */
+function until<T>(client: PushClient, type: string, predicate: (d: T) => boolean): Promise<T> {
+  return new Promise((resolve) => {
+    // deno-lint-ignore no-explicit-any
+    const off = client.on(type as any, (detail: any) => {
+      if (predicate(detail)) {
+        off();
+        resolve(detail);
+      }
+    });
+  });
+}
+
+/** The server process, its stdin (the FIFO stand-in) and its stdout lines. */
+class ServerProcess {
+  readonly port: number;
+  readonly #child: Deno.ChildProcess;
+  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #lines: AsyncIterator<string>;
+
+  private constructor(child: Deno.ChildProcess, port: number, lines: AsyncIterator<string>) {
+    this.#child = child;
+    this.port = port;
+    this.#lines = lines;
+    this.#stdin = child.stdin.getWriter();
+  }
+
+  static async start(stateDir: string, port = 0): Promise<ServerProcess> {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-net", "--allow-read", "--allow-write", SERVER, String(port), stateDir],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const lines = readLines(child.stdout);
+    const first = await lines.next();
+    assert.match(String(first.value), /^listening \d+$/);
+    return new ServerProcess(child, Number(String(first.value).split(" ")[1]), lines);
+  }
+
+  /** Writes FIFO lines as one batch; resolves when the server reports them published. */
+  async publish(lines: string[]): Promise<void> {
+    await this.#stdin.write(new TextEncoder().encode(lines.map((l) => l + "\n").join("")));
+    for (let i = 0; i < lines.length; i++) {
+      const next = await this.#lines.next();
+      if (next.done) throw new Error("the server stopped before it accepted the lines");
+      assert.match(String(next.value), /^published /);
+    }
+  }
+
+  async kill(): Promise<void> {
+    this.#child.kill("SIGKILL");
+    await this.#child.status;
+    await this.#stdin.close().catch(() => {});
+  }
+}
+
+async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let held = "";
+  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+    held += text;
+    let nl;
+    while ((nl = held.indexOf("\n")) >= 0) {
+      yield held.slice(0, nl);
+      held = held.slice(nl + 1);
+    }
+  }
+}
+
+function news(n: number, channel = "news"): string {
+  return JSON.stringify({ channel, data: { n } });
+}
+
+Deno.test("after kill -9 and a restart the client resumes: every publication once, in order", async () => {
+  const stateDir = await Deno.makeTempDir({ prefix: "push-client-" });
+  let server = await ServerProcess.start(stateDir);
+  const client = new PushClient(`ws://127.0.0.1:${server.port}`, { minDelay: 20, maxDelay: 100 });
+  const got = new Map<string, number[]>([["news", []], ["user:42", []]]);
+  const lost: string[] = [];
+  client.on(
+    "publication",
+    (p: Publication) => got.get(p.channel)!.push((p.data as { n: number }).n),
+  );
+  client.on("lost", ({ channel }) => lost.push(channel));
+  try {
+    client.subscribe("news");
+    client.subscribe("user:42");
+    const subscribed = until(
+      client,
+      "subscribed",
+      (d: { channel: string }) => d.channel === "user:42",
+    );
+    client.connect();
+    await subscribed;
+    const all = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+    const sent = { news: 0, user: 0 };
+    const burst = async (count: number) => {
+      const lines = [];
+      for (let i = 0; i < count; i++) {
+        lines.push(i % 3 ? news(++sent.news) : news(++sent.user, "user:42"));
+      }
+      await server.publish(lines);
+    };
+    await burst(30);
+    const reconnecting = until(client, "state", (s: StateChange) => s.state === "reconnecting");
+    await server.kill();
+    await reconnecting;
+    const open = until(client, "state", (s: StateChange) => s.state === "open");
+    server = await ServerProcess.start(stateDir, server.port);
+    await burst(30); // published while the client may still be away: replayed on resume
+    await open;
+    await burst(9); // live again
+    while (got.get("news")!.length < sent.news || got.get("user:42")!.length < sent.user) {
+      await until(client, "publication", () => true);
+    }
+    assert.deepStrictEqual(got.get("news"), all(sent.news));
+    assert.deepStrictEqual(got.get("user:42"), all(sent.user));
+    assert.deepStrictEqual(lost, []);
+  } finally {
+    client.close();
+    await server.kill();
+    await Deno.remove(stateDir, { recursive: true });
+  }
+});
+
+Deno.test("a saved position is resumed exactly; an unknown epoch is reported lost", async () => {
+  const stateDir = await Deno.makeTempDir({ prefix: "push-client-" });
+  const server = await ServerProcess.start(stateDir);
+  const url = `ws://127.0.0.1:${server.port}`;
+  try {
+    await server.publish([news(1), news(2), news(3)]);
+    const first = new PushClient(url);
+    first.subscribe("news");
+    const done = until(first, "subscribed", () => true);
+    first.connect();
+    const sub = await done as { epoch: string; offset: number; recovered: boolean };
+    assert.equal(sub.offset, 3);
+    first.close();
+    await server.publish([news(4), news(5)]);
+
+    const second = new PushClient(url);
+    const seen: number[] = [];
+    second.on("publication", (p: Publication) => seen.push(p.offset));
+    second.subscribe("news", { epoch: sub.epoch, offset: 3 });
+    const resumed = until(second, "subscribed", () => true);
+    second.connect();
+    assert.equal((await resumed as { recovered: boolean }).recovered, true);
+    while (seen.length < 2) await until(second, "publication", () => true);
+    assert.deepStrictEqual(seen, [4, 5]);
+    assert.deepStrictEqual(second.position("news"), { epoch: sub.epoch, offset: 5 });
+    second.close();
+
+    const third = new PushClient(url);
+    third.subscribe("news", { epoch: "gone", offset: 2 });
+    const lost = until(third, "lost", () => true);
+    third.connect();
+    assert.deepStrictEqual(await lost, { channel: "news", epoch: sub.epoch, offset: 5 });
+    third.close();
+  } finally {
+    await server.kill();
+    await Deno.remove(stateDir, { recursive: true });
+  }
+});
+
+/** A scripted WebSocket: the test opens, answers and closes it. */
+class FakeSocket {
+  static made: FakeSocket[] = [];
+  static waiting: (() => void)[] = [];
+  onopen: (() => void) | null = null;
+  onmessage: ((e: { data: string }) => void) | null = null;
+  onclose: ((e: { code: number; reason: string }) => void) | null = null;
+  sent: string[] = [];
+  closed = false;
+  constructor(readonly url: string, readonly protocol: string) {
+    FakeSocket.made.push(this);
+    for (const wake of FakeSocket.waiting.splice(0)) wake();
+  }
+  send(text: string) {
+    this.sent.push(text);
+  }
+  close() {
+    this.closed = true;
+  }
+}
+
+function fakeClient(options: Record<string, unknown> = {}) {
+  FakeSocket.made = [];
+  return new PushClient("ws://x", {
+    WebSocket: FakeSocket as unknown as typeof WebSocket,
+    minDelay: 1,
+    ...options,
+  });
+}
+
+/** The n-th socket the client made (1-based), once it exists. */
+async function nextSocket(_client: PushClient, n: number): Promise<FakeSocket> {
+  while (FakeSocket.made.length < n) {
+    await new Promise<void>((resolve) => FakeSocket.waiting.push(resolve));
+  }
+  return FakeSocket.made[n - 1];
+}
+
+Deno.test("client offers push.v1 and resubscribes every channel with its last position", async () => {
+  const client = fakeClient();
+  client.subscribe("a", { epoch: "e", offset: 4 });
+  client.subscribe("b");
+  client.connect();
+  const ws = await nextSocket(client, 1);
+  assert.equal(ws.protocol, "push.v1");
+  ws.onopen!();
+  assert.deepStrictEqual(JSON.parse(ws.sent[0]), {
+    op: "subscribe",
+    id: 1,
+    channels: { a: { epoch: "e", offset: 4 }, b: {} },
+  });
+  ws.onmessage!({
+    data: '{"type":"subscribed","channel":"b","recovered":false,"epoch":"f","offset":9}',
+  });
+  ws.onmessage!({ data: '{"type":"publication","channel":"b","offset":10,"data":1}' });
+  ws.onmessage!({ data: '{"type":"publication","channel":"b","offset":10,"data":1}' });
+  assert.deepStrictEqual(client.position("b"), { epoch: "f", offset: 10 });
+  ws.onmessage!({ data: '{"type":"error","code":4005,"reason":"no","channel":"a"}' });
+  assert.equal(client.position("a"), null, "a refused channel is not asked for again");
+  client.close();
+});
+
+Deno.test("close code 4000 reconnects at once; give-up codes stop; others back off", async () => {
+  const client = fakeClient({ minDelay: 50 });
+  const states: StateChange[] = [];
+  client.on("state", (s) => states.push(s));
+  client.connect();
+  const first = await nextSocket(client, 1);
+  first.onopen!();
+  first.onclose!({ code: 4000, reason: "slow consumer" });
+  assert.deepStrictEqual(states.at(-1), {
+    state: "reconnecting",
+    code: 4000,
+    reason: "slow consumer",
+    delay: 0,
+  });
+  const second = await nextSocket(client, 2);
+  second.onopen!();
+  second.onclose!({ code: 1006, reason: "" });
+  const backoff = states.at(-1)!;
+  assert.equal(backoff.state, "reconnecting");
+  assert.ok(backoff.delay! >= 0 && backoff.delay! < 50, "full jitter below minDelay·2^0");
+  const third = await nextSocket(client, 3);
+  third.onopen!();
+  third.onclose!({ code: 4005, reason: "forbidden" });
+  assert.deepStrictEqual(states.at(-1), { state: "closed", code: 4005, reason: "forbidden" });
+  assert.equal(FakeSocket.made.length, 3);
+  client.close();
+});
+
+Deno.test("a ping without an answer drops the link and reconnects (application heartbeat)", async () => {
+  const client = fakeClient({ heartbeat: 5, timeout: 5 });
+  client.connect();
+  const ws = await nextSocket(client, 1);
+  ws.onopen!();
+  const dropped = await until(client, "state", (s: StateChange) => s.state === "reconnecting");
+  assert.equal(dropped.code, 4999);
+  assert.deepStrictEqual(JSON.parse(ws.sent.at(-1)!), { op: "ping" });
+  assert.ok(ws.closed);
+  client.close();
+});
+
+Deno.test("a token is sent in an auth message before subscribing", async () => {
+  const client = fakeClient({ token: () => Promise.resolve("t0k") });
+  client.subscribe("a");
+  client.connect();
+  const ws = await nextSocket(client, 1);
+  ws.onopen!();
+  assert.deepStrictEqual(ws.sent.map((s) => JSON.parse(s).op), ["auth", "subscribe"]);
+  assert.equal(JSON.parse(ws.sent[0]).token, "t0k");
+  client.close();
+});
+
+const chromiumPath = toolFor("chromium", "push-client.js in Chromium");
+
+Deno.test({
+  name:
+    "in Chromium, a page on two channels gets every accepted line once, in order, across kill -9",
+  ignore: chromiumPath === null,
+  async fn() {
+    const stateDir = await Deno.makeTempDir({ prefix: "push-chromium-" });
+    let server = await ServerProcess.start(stateDir);
+    const browser = await chromium.launch({
+      executablePath: chromiumPath!,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    });
+    try {
+      const tab = await browser.newPage();
+      await tab.goto(`http://127.0.0.1:${server.port}/`);
+      await tab.evaluate(async (url: string) => {
+        const { PushClient } = await import("/push-client.js");
+        const g = globalThis as unknown as Record<string, unknown>;
+        const got: Record<string, number[]> = { news: [], "user:42": [] };
+        const lost: string[] = [];
+        g.got = got;
+        g.lost = lost;
+        const push = new PushClient(url, { minDelay: 50, maxDelay: 400 });
+        push.on("publication", (p: { channel: string; data: { n: number } }) => {
+          got[p.channel].push(p.data.n);
+        });
+        push.on("lost", (l: { channel: string }) => lost.push(l.channel));
+        push.subscribe("news");
+        push.subscribe("user:42");
+        await new Promise<void>((resolve) => {
+          let subscribed = 0;
+          push.on("subscribed", () => ++subscribed === 2 && resolve());
+          push.connect();
+        });
+      }, `ws://127.0.0.1:${server.port}/`);
+
+      // The writer: one line at a time; a line counts once the server accepted it (committed).
+      const TOTAL = 120;
+      const KILL_AT = 50;
+      const accepted = { news: [] as number[], "user:42": [] as number[] };
+      let failures = 0;
+      for (let n = 1; n <= TOTAL;) {
+        const channel = n % 4 === 0 ? "user:42" : "news";
+        try {
+          await server.publish([JSON.stringify({ channel, data: { n } })]);
+          accepted[channel].push(n);
+          if (n === KILL_AT) await server.kill();
+          n++;
+        } catch {
+          // The server is down: this write failed. Restart it, and retry the same line.
+          failures++;
+          server = await ServerProcess.start(stateDir, server.port);
+        }
+      }
+      assert.ok(failures >= 1, "a write failed while the server was down");
+      await tab.waitForFunction(
+        (want: { news: number; user: number }) => {
+          const got = (globalThis as unknown as { got: Record<string, number[]> }).got;
+          return got.news.length >= want.news && got["user:42"].length >= want.user;
+        },
+        { news: accepted.news.length, user: accepted["user:42"].length },
+        { timeout: 20_000 },
+      );
+      const result = await tab.evaluate(() => {
+        const g = globalThis as unknown as { got: unknown; lost: unknown };
+        return { got: g.got, lost: g.lost };
+      });
+      assert.deepStrictEqual(result, { got: accepted, lost: [] });
+    } finally {
+      await browser.close();
+      await server.kill();
+      await Deno.remove(stateDir, { recursive: true });
+    }
+  },
+});
