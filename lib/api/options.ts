@@ -50,6 +50,12 @@ export interface Options {
   readonly messageBurst: number | undefined;
   /** The handlers file, or undefined for the default broadcast. */
   readonly handlers: string | undefined;
+  /** Where channel history is kept (SQLite); memory only when it cannot be written. */
+  readonly stateDir: string;
+  /** Publications kept per channel for resume. */
+  readonly historySize: number;
+  /** How long publications are kept for resume. */
+  readonly historyTtl: number;
   /** The page at / on the public port: auto serves it only without a handlers file. */
   readonly page: Switch;
 }
@@ -296,6 +302,30 @@ export const OPTION_SPECS: readonly Spec[] = [
     kind: "count",
     default: "",
     help: "messages one client may send at once within --message-rate; unset: the rate",
+  },
+  {
+    key: "stateDir",
+    flag: "state-dir",
+    env: "PUSH_STATE_DIR",
+    kind: "string",
+    default: "./.push-state",
+    help: "directory for channel history (needs --allow-write there; else memory only)",
+  },
+  {
+    key: "historySize",
+    flag: "history-size",
+    env: "PUSH_HISTORY_SIZE",
+    kind: "count",
+    default: "1000",
+    help: "publications kept per channel for resume",
+  },
+  {
+    key: "historyTtl",
+    flag: "history-ttl",
+    env: "PUSH_HISTORY_TTL",
+    kind: "duration",
+    default: "60m",
+    help: "how long publications are kept for resume",
   },
 ];
 

@@ -57,6 +57,9 @@ export interface ConnectionHost {
   failed(conn: ClientConnection, failure: Failure): void;
   /** The handshake was refused with this error. */
   refused(conn: ClientConnection, error: HandshakeError): void;
+  /** `conn.subscribe` / `conn.unsubscribe` from a handler (push.v1 channels). */
+  subscribe(conn: ClientConnection, channel: string): boolean;
+  unsubscribe(conn: ClientConnection, channel: string): boolean;
 }
 
 const MIN_READ = 1024;
@@ -97,6 +100,7 @@ export class ClientConnection implements Connection {
   remoteAddress: string;
   protocol = "";
   data: unknown = undefined;
+  user: string | null = null;
   /** The address counted against the connection limits, released when the connection goes. */
   admitted: string | null = null;
   /** This connection's inbound message budget (--message-rate), or null when off. */
@@ -200,6 +204,14 @@ export class ClientConnection implements Connection {
       }
       this.#host.forget(this);
     }
+  }
+
+  subscribe(channel: string): boolean {
+    return this.#host.subscribe(this, channel);
+  }
+
+  unsubscribe(channel: string): boolean {
+    return this.#host.unsubscribe(this, channel);
   }
 
   send(message: Message): boolean {
@@ -428,6 +440,7 @@ export class ClientConnection implements Connection {
   ): Promise<Codec> {
     this.protocol = decision.protocol;
     this.data = decision.data;
+    this.user = decision.user ?? null;
     this.#headers = null;
     await this.#writeAll(acceptResponse(key, decision.protocol || undefined));
     const codec = new Codec({

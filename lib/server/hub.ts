@@ -85,10 +85,23 @@ export class Hub {
     parts: readonly Uint8Array[],
     accept?: (conn: ClientConnection) => boolean,
   ): number {
+    return this.#share(parts, this.#open, accept);
+  }
+
+  /** Queues `parts` (whole frames, framed once) for each of `to`, sharing the same bytes. */
+  sendTo(parts: readonly Uint8Array[], to: readonly ClientConnection[]): number {
+    return this.#share(parts, to);
+  }
+
+  #share(
+    parts: readonly Uint8Array[],
+    to: Iterable<ClientConnection>,
+    accept?: (conn: ClientConnection) => boolean,
+  ): number {
     const shared = new SharedBytes(parts, this.#freeShared);
     this.#sharedBytes += shared.size;
     let sent = 0;
-    for (const conn of this.#open) {
+    for (const conn of to) {
       if (accept && !accept(conn)) continue;
       if (conn.sendShared(shared)) sent++;
     }

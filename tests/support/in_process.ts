@@ -32,7 +32,7 @@ export async function withInProcessServer(
   const made = await new Deno.Command("mkfifo", { args: [fifo] }).output();
   if (!made.success) throw new Error(`mkfifo ${fifo} failed`);
   const parsed = parseCommandLine(
-    ["--port", "0", "--fifo", fifo, ...(options.args ?? [])],
+    ["--port", "0", "--fifo", fifo, "--state-dir", `${dir}/state`, ...(options.args ?? [])],
     () => undefined,
   );
   if (parsed.kind !== "run") throw new Error(`bad test options: ${JSON.stringify(parsed)}`);
