@@ -122,7 +122,7 @@ Deno.test("handshake refusals from the real server", async (t) => {
 });
 
 Deno.test("a plain HTTP GET gets a one-line body saying this is a WebSocket server", async () => {
-  const server = await startServer();
+  const server = await startServer({ args: ["--page", "off"] });
   const client = await RawClient.connect(server.port);
   try {
     await client.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");

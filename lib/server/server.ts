@@ -147,7 +147,7 @@ export class PushServer implements Server, ConnectionHost {
     this.#openChannels();
     const addr = this.#listener.addr;
     this.log.info(`listening on ${addr.hostname}:${addr.port}, reading FIFO ${o.fifo}`);
-    const ops = Operability.start(o, {
+    const ops = await Operability.start(o, {
       log: this.log,
       stats: this.stats,
       sources: {
