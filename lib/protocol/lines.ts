@@ -25,6 +25,11 @@ export class LineSplitter {
     this.#max = maxLineBytes;
   }
 
+  /** Bytes of an unfinished line held until its newline (or `end()`) comes. */
+  get heldBytes(): number {
+    return this.#heldBytes;
+  }
+
   /** Feeds bytes; returns the lines completed by them. `chunk` is not kept. */
   push(chunk: Uint8Array): LineResult[] {
     const out: LineResult[] = [];
