@@ -248,11 +248,12 @@ async function startServer(dir: string): Promise<Server> {
   const fifo = `${dir}/push.fifo`;
   const made = await new Deno.Command("mkfifo", { args: [fifo] }).output();
   if (!made.success) throw new Error("mkfifo failed");
+  const v8Flags = [...(FORCE_GC ? ["--expose-gc"] : []), ...SERVER_V8_FLAGS];
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "--quiet",
-      `--v8-flags=${[...(FORCE_GC ? ["--expose-gc"] : []), ...SERVER_V8_FLAGS].join(",")}`,
+      ...(v8Flags.length ? [`--v8-flags=${v8Flags.join(",")}`] : []),
       "--allow-net",
       "--allow-read",
       MAIN,
@@ -392,8 +393,10 @@ async function main(): Promise<void> {
   const measure = async (phase: string, started: number) => {
     const now = rss(server.pid);
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    // Settled means after SETTLE_MS without load, before the probe's forced GC.
+    const settled = rss(server.pid);
     const h = await heap(server.port);
-    const row = { phase, rss: now, settled: rss(server.pid), heap: h, seconds: 0 };
+    const row = { phase, rss: now, settled, heap: h, seconds: 0 };
     rows.push({ ...row, seconds: (performance.now() - started) / 1000 });
     print(rows[rows.length - 1], rows[0]);
   };
