@@ -30,6 +30,12 @@ const SMUGGLING: readonly Refusal[] = [
     message: /^More than one Host header\n$/,
   },
   {
+    name: "a Host that is not a host name gets 400 (RFC 9112 §3.2)",
+    request: upgradeRequest({ host: "evil.example/x" }),
+    status: 400,
+    message: /^Host is not a valid host name\n$/,
+  },
+  {
     name: "two different Content-Length lines get 400 (RFC 9112 §6.3)",
     request: withLines("Content-Length: 5", "Content-Length: 7"),
     status: 400,

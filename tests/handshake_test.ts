@@ -287,6 +287,22 @@ for (
   });
 }
 
+for (const host of ["a b", "a/b", "a@b", "[::1", "h:80x", "a, b"]) {
+  Deno.test(`Host: ${host} is not a valid host and is answered with 400 (RFC 9112 §3.2)`, () => {
+    const error = readError(head(["GET / HTTP/1.1", `Host: ${host}`]));
+    assert.equal(error.status, 400);
+    assert.equal(error.message, "Host is not a valid host name");
+  });
+}
+
+Deno.test("Host names, IP literals and ports are accepted (RFC 9110 §7.2)", () => {
+  for (
+    const host of ["example.com", "127.0.0.1:8080", "[::1]:443", "xn--bcher-kva.example", "h:"]
+  ) {
+    assert.equal(readRequest(head(["GET / HTTP/1.1", `Host: ${host}`])).headers.get("host"), host);
+  }
+});
+
 Deno.test("an HTAB inside a header value is allowed; SP and HTAB around it are trimmed (RFC 9110 §5.5)", () => {
   const req = readRequest(head(["GET / HTTP/1.1", "Host: h", "X-Tab: \t a\tb \t"]));
   assert.equal(req.headers.get("x-tab"), "a\tb");

@@ -58,6 +58,8 @@ const CTL = /[\x00-\x1f\x7f]/;
 const VALUE_CTL = /[\x00-\x08\x0a-\x1f\x7f]/;
 /** Optional whitespace around a field value is SP and HTAB only (RFC 9110 §5.6.3). */
 const OWS_EDGES = /^[ \t]+|[ \t]+$/g;
+/** RFC 9110 §7.2: Host = uri-host [ ":" port ], uri-host an IP-literal or a reg-name (RFC 3986 §3.2.2). */
+const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(:[0-9]*)?$/;
 /** RFC 9112 §6.3: Content-Length = 1*DIGIT. */
 const DIGITS = /^[0-9]+$/;
 /**
@@ -195,6 +197,8 @@ function addHeader(headers: Map<string, string>, line: string): HandshakeError |
   if (prior !== undefined && key in SINGLETONS) {
     return badRequest(`More than one ${SINGLETONS[key]} header`);
   }
+  // RFC 9112 §3.2: "... or a Host header field with an invalid field value" gets 400.
+  if (key === "host" && !HOST.test(value)) return badRequest("Host is not a valid host name");
   if (key === "content-length" && !DIGITS.test(value)) {
     return badRequest("Content-Length is not a number");
   }
