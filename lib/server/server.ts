@@ -30,7 +30,7 @@ import type { HandshakeError, HttpRequest } from "../protocol/handshake.ts";
 import { DEFAULT_HISTORY_LIMITS } from "../channels/history.ts";
 import type { UpgradeSettings } from "../policy/upgrade_policy.ts";
 import { concatBytes } from "../protocol/bytes.ts";
-import { FifoReader, type FifoState } from "../sources/fifo.ts";
+import { DEFAULT_DRAIN_MS, FifoReader, type FifoState } from "../sources/fifo.ts";
 import { DEFAULT_LOG_LIMIT, LogLimiter } from "../policy/log_limiter.ts";
 import { ClientConnection, type ConnectionHost, type UpgradeAsked } from "./connection.ts";
 import { Dispatch } from "./dispatch.ts";
@@ -217,9 +217,10 @@ export class PushServer implements Server, ConnectionHost {
     try {
       this.#listener?.close();
     } catch { /* already closed */ }
-    // Lines already read are delivered before the clients are told to go. Only the batch in
-    // flight is awaited: with no writer, the reader itself stays blocked in open(2) for good.
-    await this.#bounded("delivering FIFO lines", this.#fifo?.stop());
+    // What writers already put in the pipe is read and delivered before the clients are told
+    // to go, bounded in time: a writer whose write succeeded counts its lines as accepted.
+    const drainMs = Math.min(DEFAULT_DRAIN_MS, this.options.shutdownTimeout);
+    await this.#bounded("delivering FIFO lines", this.#fifo?.stop({ drainMs }));
     if (this.#dispatch.has("shutdown")) {
       await this.#bounded(
         "handler shutdown",
@@ -510,6 +511,7 @@ export class PushServer implements Server, ConnectionHost {
 
   /** Waits while most clients are behind (the server cannot keep up), at most FIFO_PAUSE_MS. */
   async #flowControl(): Promise<void> {
+    if (this.#stopping) return; // Draining the FIFO on shutdown waits for no one.
     const deadline = Date.now() + FIFO_PAUSE_MS;
     while (this.#hub.mostAreBehind(Date.now()) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, FIFO_PAUSE_POLL_MS));
