@@ -150,8 +150,8 @@ export const DEFAULT_DRAIN_MS = 2000;
  * than one long timer: a read that completed while the event loop was busy is handled between
  * two checks, so a busy loop does not pass for an empty pipe.
  */
-const DRAIN_IDLE_CHECKS = 3;
-const DRAIN_IDLE_MS = 5;
+const DRAIN_IDLE_CHECKS = 10;
+const DRAIN_IDLE_MS = 10;
 
 /** How `FifoReader.stop` ends. */
 export interface StopOptions {
