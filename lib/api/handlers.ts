@@ -1,6 +1,10 @@
 // Owns the contract between push-server and an application's handlers file: every type a
 // handler author needs is exported from here. All handlers are optional and may be async.
 
+import type { PresenceQuery } from "../channels/presence.ts";
+
+export type { PresenceQuery };
+
 /** Context for a log line, such as `{ conn: 12, event: "text" }`; kept low in number. */
 export type LogFields = Readonly<Record<string, string | number | boolean | undefined>>;
 
@@ -101,6 +105,11 @@ export interface Server {
    * every subscriber. Returns the publication's offset.
    */
   publish(channel: string, data: unknown): number;
+  /**
+   * Who is subscribed where (users from tokens or from `upgrade`'s `user`), or null when
+   * presence is off (no tokens, no --presence-events and no handlers file).
+   */
+  readonly presence: PresenceQuery | null;
   close(conn: Connection, code?: number, reason?: string): void;
   readonly log: Logger;
 }

@@ -50,6 +50,14 @@ export interface Options {
   readonly messageBurst: number | undefined;
   /** The handlers file, or undefined for the default broadcast. */
   readonly handlers: string | undefined;
+  /** The HS256 secret that push.v1 tokens (JWT) are signed with; tokens off when unset. */
+  readonly tokenSecret: string | undefined;
+  /** A PEM public key (or certificate) for RS256/ES256 tokens. */
+  readonly tokenPublicKey: string | undefined;
+  /** Time a push.v1 connection has to send its token, when tokens are on. */
+  readonly authTimeout: number;
+  /** Channels (in the grant form: `room.*`) whose subscribers get join and leave events. */
+  readonly presenceEvents: readonly string[];
   /** Where channel history is kept (SQLite); memory only when it cannot be written. */
   readonly stateDir: string;
   /** Publications kept per channel for resume. */
@@ -326,6 +334,38 @@ export const OPTION_SPECS: readonly Spec[] = [
     kind: "duration",
     default: "60m",
     help: "how long publications are kept for resume",
+  },
+  {
+    key: "tokenSecret",
+    flag: "token-secret",
+    env: "PUSH_TOKEN_SECRET",
+    kind: "string",
+    default: "",
+    help: "HS256 secret of push.v1 tokens (JWT); tokens are required when set",
+  },
+  {
+    key: "tokenPublicKey",
+    flag: "token-public-key",
+    env: "PUSH_TOKEN_PUBLIC_KEY",
+    kind: "string",
+    default: "",
+    help: "PEM public key file for RS256/ES256 tokens; tokens are required when set",
+  },
+  {
+    key: "authTimeout",
+    flag: "auth-timeout",
+    env: "PUSH_AUTH_TIMEOUT",
+    kind: "duration",
+    default: "10s",
+    help: "time a push.v1 client has to send its token",
+  },
+  {
+    key: "presenceEvents",
+    flag: "presence-events",
+    env: "PUSH_PRESENCE_EVENTS",
+    kind: "list",
+    default: "",
+    help: "channels whose subscribers get join/leave events (repeatable; room.* patterns)",
   },
 ];
 

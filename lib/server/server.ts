@@ -8,6 +8,7 @@ import type {
   Handlers,
   Logger,
   Message,
+  PresenceQuery,
   Server,
   UpgradeRequest,
 } from "../api/handlers.ts";
@@ -38,6 +39,9 @@ import { Hub } from "./hub.ts";
 import { ChannelHub } from "./channel_hub.ts";
 import { PUSH_SUBPROTOCOL } from "../channels/protocol.ts";
 import { ChannelLog } from "../store/channel_log.ts";
+import type { Access } from "../auth/access.ts";
+import type { TokenKeys } from "../auth/token.ts";
+import { parseGrants } from "../policy/grants.ts";
 import { Operability } from "../admin/operability.ts";
 import { fifoProblems } from "../admin/readiness.ts";
 import { PushStats } from "../metrics/stats.ts";
@@ -60,6 +64,8 @@ export interface ServerParts {
   readonly log: Logger;
   /** Fixed resources served on the public port by path (a page, the browser client). */
   readonly resources?: ReadonlyMap<string, Resource>;
+  /** Keys that push.v1 tokens are checked with; tokens are off without them. */
+  readonly tokenKeys?: TokenKeys;
 }
 
 /** The push server: create, `start()`, and later `shutdown()`. */
@@ -71,6 +77,7 @@ export class PushServer implements Server, ConnectionHost {
   readonly #hub: Hub;
   #ops: Operability | null = null;
   #channels: ChannelHub<ClientConnection> | null = null;
+  readonly #tokenKeys: TokenKeys | undefined;
   #channelLog: ChannelLog | null = null;
   /** FIFO lines to broadcast, held so that one read's run of them is framed as one batch. */
   #pendingLines: string[] = [];
@@ -90,7 +97,8 @@ export class PushServer implements Server, ConnectionHost {
     return { ...o, subprotocols: [...o.subprotocols, PUSH_SUBPROTOCOL] };
   }
 
-  constructor(options: Options, { handlers, log, resources }: ServerParts) {
+  constructor(options: Options, { handlers, log, resources, tokenKeys }: ServerParts) {
+    this.#tokenKeys = tokenKeys;
     this.options = options;
     this.log = log;
     this.#resources = resources ?? new Map();
@@ -122,6 +130,10 @@ export class PushServer implements Server, ConnectionHost {
     return this.#channelHub().unsubscribe(conn, channel);
   }
 
+  get presence(): PresenceQuery | null {
+    return this.#channels?.access?.presence ?? null;
+  }
+
   /** Whether channel history is written to disk (false: memory only). */
   get durableHistory(): boolean {
     return this.#channelLog?.durable ?? false;
@@ -144,7 +156,7 @@ export class PushServer implements Server, ConnectionHost {
   async start(): Promise<Deno.NetAddr> {
     const o = this.options;
     this.#listener = Deno.listen({ hostname: o.host, port: o.port });
-    this.#openChannels();
+    this.#openChannels(await this.#openAccess());
     const addr = this.#listener.addr;
     this.log.info(`listening on ${addr.hostname}:${addr.port}, reading FIFO ${o.fifo}`);
     const ops = await Operability.start(o, {
@@ -272,6 +284,13 @@ export class PushServer implements Server, ConnectionHost {
     const ran = await this.#dispatch.upgrade(req, conn.id);
     if ("refuse" in ran) return ran.refuse;
     const decision = decide(this.#upgradeSettings, { answer: ran.answer, offered: ws.protocols });
+    if (
+      this.#tokenKeys !== undefined && "accept" in decision && decision.accept &&
+      decision.protocol !== PUSH_SUBPROTOCOL
+    ) {
+      // With tokens on, only push.v1 (which carries the token) may connect.
+      return refuse(401, "A token is required: connect with subprotocol push.v1");
+    }
     if ("badProtocol" in decision) {
       this.log.error(
         `upgrade handler chose subprotocol ${decision.badProtocol}, which the client did not offer`,
@@ -397,6 +416,7 @@ export class PushServer implements Server, ConnectionHost {
   #housekeeping(): void {
     const now = Date.now();
     this.#hub.tick(now);
+    this.#channels?.tick(now);
     this.#hub.enforceBudget();
     this.#ops?.sweep(now);
     for (const line of this.#refusals.flush(now)) this.log.info(line);
@@ -457,7 +477,7 @@ export class PushServer implements Server, ConnectionHost {
   }
 
   /** Opens the channel history (SQLite in --state-dir, else memory) and the channel hub. */
-  #openChannels(): void {
+  #openChannels(access: Access<ClientConnection> | undefined): void {
     const o = this.options;
     const opened = ChannelLog.open({
       stateDir: o.stateDir,
@@ -468,6 +488,7 @@ export class PushServer implements Server, ConnectionHost {
     this.#channelLog = opened.log;
     const subscribe = this.#dispatch.has("subscribe") ? this.#handlers().subscribe! : null;
     this.#channels = new ChannelHub<ClientConnection>(opened.log, {
+      access,
       io: {
         // Held FIFO lines go first, so every connection sees lines in the order they came.
         send: (conn, text) => {
@@ -488,6 +509,25 @@ export class PushServer implements Server, ConnectionHost {
           : undefined,
         warn: (line) => this.log.warn(line),
       },
+    });
+  }
+
+  /**
+   * Tokens and presence: loaded when tokens are on, --presence-events names channels, or a
+   * handlers file may name users (npm:jose is needed only with tokens).
+   */
+  async #openAccess(): Promise<Access<ClientConnection> | undefined> {
+    const o = this.options;
+    const wanted = this.#tokenKeys !== undefined || o.presenceEvents.length > 0 ||
+      o.handlers !== undefined;
+    if (!wanted) return undefined;
+    const { Access } = await import("../auth/access.ts");
+    const events = parseGrants(o.presenceEvents);
+    if (!events.ok) throw new Error(`--presence-events: ${events.error}`);
+    return new Access<ClientConnection>({
+      keys: this.#tokenKeys,
+      authTimeout: o.authTimeout,
+      presenceEvents: o.presenceEvents.length > 0 ? events.grants : undefined,
     });
   }
 
