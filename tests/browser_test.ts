@@ -2,7 +2,7 @@
 // line written to the FIFO arrives on the page. Skipped, saying why, where Chromium is missing.
 
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./support/browser.ts";
 import { startServer } from "./support/server_process.ts";
 import { toolFor } from "./support/tools.ts";
 
@@ -23,19 +23,7 @@ Deno.test({
           headers: { "content-type": "text/html" },
         }),
     );
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM!,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    const browser = await launchChromium(CHROMIUM!);
     try {
       const tab = await browser.newPage();
       await tab.goto(`http://127.0.0.1:${site.addr.port}/`);

@@ -87,9 +87,11 @@ Deno.test("the pure core folders hold modules to check", () => {
 Deno.test("pure modules import only other pure modules, or node:crypto and node:zlib", async () => {
   for (const file of PURE) {
     const source = await Deno.readTextFile(new URL(`../lib/${file}`, import.meta.url));
-    for (const [, spec] of source.matchAll(/^import[^"]*"([^"]+)"/gm)) {
+    for (const [line, spec] of source.matchAll(/^import[^"]*"([^"]+)"/gm)) {
       const target = new URL(spec, new URL(file, LIB)).href.slice(LIB.href.length);
-      const allowed = PURE.includes(target) || ALLOWED_EXTERNAL.includes(spec);
+      // The handler API's types may be named: a type import leaves nothing at run time.
+      const typeOnly = line.startsWith("import type") && target === "api/handlers.ts";
+      const allowed = PURE.includes(target) || ALLOWED_EXTERNAL.includes(spec) || typeOnly;
       assert.ok(allowed, `lib/${file} imports ${spec}`);
     }
   }

@@ -3,7 +3,7 @@
 // Set STATUS_SCREENSHOT=examples/status-page.png to keep the screenshot (the README's picture).
 
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./support/browser.ts";
 import { startAdminServer } from "../lib/admin/admin_server.ts";
 import { createLogger } from "../lib/api/log.ts";
 import { createMetrics } from "../lib/metrics/metrics.ts";
@@ -12,17 +12,6 @@ import { sampleValue } from "./support/metrics_text.ts";
 import { toolFor } from "./support/tools.ts";
 
 const chromiumPath = toolFor("chromium", "status page in Chromium");
-
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 /** About the history's 120 samples, so the charts span the whole traffic. */
 const TRAFFIC_STEPS = 100;
@@ -100,7 +89,7 @@ Deno.test({
     if ("error" in admin) throw new Error(admin.error);
     const origin = `http://127.0.0.1:${admin.addr.port}`;
 
-    const browser = await chromium.launch({ executablePath: chromiumPath!, args: CHROMIUM_ARGS });
+    const browser = await launchChromium(chromiumPath!);
     try {
       const page = await browser.newPage({ viewport: { width: 1200, height: 820 } });
       const foreign: string[] = [];

@@ -1,6 +1,8 @@
 // Owns the plain counters the server bumps on its hot paths: numbers and small maps, no labels
 // looked up and no library calls. lib/metrics/metrics.ts reads them when /metrics is scraped.
 
+import { HANDLER_NAMES } from "../api/handlers.ts";
+
 /** Upper bounds (seconds) of handler-duration buckets: 50 µs to 5 s. */
 export const HANDLER_BUCKETS_SECONDS: readonly number[] = [
   0.00005,
@@ -75,20 +77,8 @@ export class Tally<K extends string | number> {
   }
 }
 
-/** The handler events counted by push_handler_* (the `event` label). */
-export const HANDLER_EVENTS = [
-  "start",
-  "upgrade",
-  "open",
-  "text",
-  "binary",
-  "ping",
-  "close",
-  "subscribe",
-  "fifo",
-  "loop",
-  "shutdown",
-] as const;
+/** The handler events counted by push_handler_* (the `event` label): every handler name. */
+export const HANDLER_EVENTS = HANDLER_NAMES;
 export type HandlerEvent = (typeof HANDLER_EVENTS)[number];
 
 /** One handler event's counters; take it once (`stats.handlers.text`) and keep the reference. */

@@ -2,6 +2,7 @@
 // Origin allow-list, the client address behind trusted proxies, cookies, the subprotocol choice,
 // and the status each refusal gets. Pure: the I/O shell runs the handler and applies the answer.
 
+import type { UpgradeResult } from "../api/handlers.ts";
 import type { HandshakeError } from "../protocol/handshake.ts";
 
 /** The settings these rules read. */
@@ -23,18 +24,6 @@ export type UpgradeDecision =
     readonly user?: string;
   }
   | { readonly accept: false; readonly error: HandshakeError };
-
-/** What an `upgrade` handler may return (see lib/api/handlers.ts `UpgradeResult`). */
-export type HandlerAnswer =
-  | void
-  | undefined
-  | { readonly reject: { readonly status: number; readonly body?: string } }
-  | {
-    readonly reject?: undefined;
-    readonly protocol?: string;
-    readonly data?: unknown;
-    readonly user?: string;
-  };
 
 const MIN_REFUSAL_STATUS = 400;
 const MAX_REFUSAL_STATUS = 599;
@@ -61,7 +50,7 @@ export function checkOrigin(
  */
 export function decide(
   settings: UpgradeSettings,
-  { answer, offered }: { answer: HandlerAnswer; offered: readonly string[] },
+  { answer, offered }: { answer: UpgradeResult; offered: readonly string[] },
 ): UpgradeDecision | { readonly badProtocol: string } {
   if (answer?.reject) {
     const status = answer.reject.status;

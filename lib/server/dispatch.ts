@@ -11,7 +11,7 @@ import type {
   UpgradeResult,
 } from "../api/handlers.ts";
 import { describeError } from "../api/log.ts";
-import { type HandlerAnswer, refuse, type UpgradeDecision } from "../policy/upgrade_policy.ts";
+import { refuse, type UpgradeDecision } from "../policy/upgrade_policy.ts";
 import type { CodecEvent } from "../protocol/codec.ts";
 import type { HandlerEvent, PushStats } from "../metrics/stats.ts";
 
@@ -105,7 +105,7 @@ export class Dispatch {
   async upgrade(
     request: UpgradeRequest,
     conn: number,
-  ): Promise<{ answer: HandlerAnswer } | { refuse: UpgradeDecision }> {
+  ): Promise<{ answer: UpgradeResult } | { refuse: UpgradeDecision }> {
     const handler = this.#handlers.upgrade;
     if (!handler) return { answer: undefined };
     let timer: ReturnType<typeof setTimeout> | undefined;

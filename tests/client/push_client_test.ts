@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { PushClient } from "../../client/push-client.js";
 import type { Publication, StateChange } from "../../client/push-client.d.ts";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../support/browser.ts";
 import { toolFor } from "../support/tools.ts";
 
 const CLIENT = new URL("../../client/push-client.js", import.meta.url);
@@ -323,19 +323,7 @@ Deno.test({
   async fn() {
     const stateDir = await Deno.makeTempDir({ prefix: "push-chromium-" });
     let server = await ServerProcess.start(stateDir);
-    const browser = await chromium.launch({
-      executablePath: chromiumPath!,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    const browser = await launchChromium(chromiumPath!);
     try {
       const tab = await browser.newPage();
       await tab.goto(`http://127.0.0.1:${server.port}/`);
