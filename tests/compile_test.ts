@@ -115,7 +115,6 @@ async function launch(command: string, args: string[], cwd: string): Promise<Run
     stdin: "null",
     stdout: "null",
     stderr: "piped",
-    env: { PUSH_TOKEN_SECRET: "x".repeat(40) },
   }).spawn();
   let log = "";
   const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
