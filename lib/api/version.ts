@@ -1,3 +1,3 @@
 // Owns the version string of push-server.
 
-export const VERSION = "0.1.0";
+export const VERSION = "0.2.0";
