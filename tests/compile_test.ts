@@ -4,7 +4,7 @@
 // points at one and say why they skipped otherwise.
 
 import assert from "node:assert/strict";
-import { closeWs, connectWs } from "./fixtures/clients.ts";
+import { closeWs, connectWs } from "./support/ws_client.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const MAIN = `${ROOT}main.ts`;

@@ -4,7 +4,8 @@
 
 import assert from "node:assert/strict";
 import { startServer } from "./support/server_process.ts";
-import { closeWs, connectWs, rawHandshake } from "./fixtures/clients.ts";
+import { closeWs, connectWs } from "./support/ws_client.ts";
+import { RawClient } from "./support/raw_client.ts";
 
 const FIXTURE = new URL("./fixtures/failing_handlers.ts", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -69,8 +70,9 @@ Deno.test("a throwing fifo handler is logged; the next lines are still handled",
 Deno.test("a throwing upgrade handler answers 500 and the server keeps serving", async () => {
   const server = await startServer({ args: [FIXTURE] });
   try {
-    const refused = await rawHandshake(server.port, { path: "/?fail=throw" });
-    assert.equal(refused.status, 500);
+    const refused = await RawClient.handshake(server.port, { path: "/?fail=throw" });
+    refused.client.close();
+    assert.equal(refused.res.status, 500);
     await server.waitForLog(/error: handler upgrade failed \(connection \d+\): boom in upgrade/);
     const client = await connectWs(server.port);
     client.ws.send("ok?");

@@ -4,13 +4,8 @@
 
 import assert from "node:assert/strict";
 import { type ServerProcess, startServer } from "./support/server_process.ts";
-import {
-  closeWs,
-  connectWs,
-  HttpRefusal,
-  rawHandshake,
-  type WsClient,
-} from "./fixtures/clients.ts";
+import { closeWs, connectWs, HttpRefusal, type WsClient } from "./support/ws_client.ts";
+import { RawClient } from "./support/raw_client.ts";
 
 const SECRET = "test-secret-0123456789abcdefghijklmnopqrstuvwxyz";
 const PHP_HELPERS = new URL("../examples/targeted.php", import.meta.url).pathname;
@@ -82,18 +77,21 @@ Deno.test("targeted: a missing, forged, expired or malformed token is refused wi
     const tampered = valid.replace(/^[^.]+/, base64url(encoder.encode('{"sub":"1","exp":9e9}')));
     for (const token of [null, "", "abc", forged, expired, noUser, tampered, `${valid}.x`]) {
       const path = token === null ? "/push" : `/push?token=${encodeURIComponent(token)}`;
-      const raw = await rawHandshake(server.port, { path });
-      assert.equal(raw.status, 401, `token ${token}`);
-      assert.equal(raw.body, "Invalid or expired token\n");
+      const { client, res } = await RawClient.handshake(server.port, { path });
+      client.close();
+      assert.equal(res.status, 401, `token ${token}`);
+      assert.equal(res.body, "Invalid or expired token\n");
       await assert.rejects(connectWs(server.port, path), (e) => {
         assert.ok(e instanceof HttpRefusal);
         assert.equal(e.status, 401);
         return true;
       });
     }
-    const raw = await rawHandshake(server.port, { path: `/push?token=${valid}` });
-    assert.equal(raw.status, 101);
-    raw.conn.close();
+    const { client, res } = await RawClient.handshake(server.port, {
+      path: `/push?token=${valid}`,
+    });
+    client.close();
+    assert.equal(res.status, 101);
   } finally {
     await server.stop();
   }
