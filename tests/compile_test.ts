@@ -120,6 +120,7 @@ Deno.test({
       let server = await launch(binary, [], dir);
       try {
         const client = await connectWs(server.port);
+        await client.roundTrip(); // registered for broadcasts
         await writeLine(server.fifo, "to all");
         assert.equal(await client.next(), "to all");
         await closeWs(client);

@@ -4,8 +4,9 @@
 import assert from "node:assert/strict";
 // @ts-types="@types/ws"
 import { WebSocket as WsClient } from "ws";
-import { type ServerProcess, startServer } from "./support/server_process.ts";
+import { startServer, withEcho } from "./support/server_process.ts";
 
+const CLOSING = new URL("./fixtures/closing_handlers.ts", import.meta.url).pathname;
 const SIZES = [0, 125, 126, 65535, 65536, 16 * 1024 * 1024];
 const TIMEOUT_MS = 20_000;
 
@@ -23,15 +24,6 @@ function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
       timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), TIMEOUT_MS);
     }),
   ]).finally(() => clearTimeout(timer));
-}
-
-async function withEcho(fn: (server: ServerProcess) => Promise<void>): Promise<void> {
-  const server = await startServer({ args: ["echo"], logLevel: "info" });
-  try {
-    await fn(server);
-  } finally {
-    await server.stop();
-  }
 }
 
 /** An npm:ws client whose messages are awaited one at a time. */
@@ -64,6 +56,13 @@ class Ws {
       }),
       "ws open",
     );
+  }
+
+  /** Pings and waits for the pong: the server has registered the connection for broadcasts. */
+  roundTrip(): Promise<void> {
+    const pong = new Promise<void>((resolve) => this.socket.once("pong", () => resolve()));
+    this.socket.ping();
+    return withTimeout(pong, "pong");
   }
 
   #wake(): void {
@@ -227,10 +226,10 @@ for (const code of [1000, 3000, 4999]) {
 }
 
 Deno.test("npm:ws: a FIFO line reaches a connected ws client", async () => {
-  const server = await startServer({ logLevel: "debug" });
+  const server = await startServer();
   try {
     const ws = await Ws.open(server.port);
-    await server.waitForLog(/connection \d+ open/);
+    await ws.roundTrip();
     await server.writeFifo("pushed to ws\n");
     assert.equal(new TextDecoder().decode((await ws.next()).data), "pushed to ws");
     ws.socket.close(1000);
@@ -241,24 +240,21 @@ Deno.test("npm:ws: a FIFO line reaches a connected ws client", async () => {
 });
 
 Deno.test("npm:ws: a close started by the server's handler arrives with its code and reason (RFC 6455 §7.1.2)", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "push-peers-" });
-  const handlers = `${dir}/closing.ts`;
-  await Deno.writeTextFile(
-    handlers,
-    "export function text(conn: { close(code: number, reason: string): void }) {\n" +
-      '  conn.close(4001, "done with you");\n' +
-      "}\n",
-  );
-  const server = await startServer({ args: [handlers], logLevel: "debug" });
+  const server = await startServer({ args: [CLOSING] });
   try {
     const ws = await Ws.open(server.port);
+    // Another client hears, from the close handler, how ws's connection ended.
+    const observer = await Ws.open(server.port);
+    await observer.roundTrip();
     ws.socket.send("close me");
+    const id = new TextDecoder().decode((await ws.next()).data);
     const closed = await withTimeout(ws.closed, "close");
-    assert.deepEqual(closed, { code: 4001, reason: "done with you" });
-    // ws answers the Close, so the server records a clean close.
-    await server.waitForLog(/closed: 4001/);
+    assert.deepEqual(closed, { code: 4000, reason: "as asked" });
+    // ws answers the Close (with its code and reason), so the close is clean.
+    const report = new TextDecoder().decode((await observer.next()).data);
+    assert.equal(report, `closed ${id.slice(3)} 4000 as asked true`);
+    observer.socket.terminate();
   } finally {
     await server.stop();
-    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -51,7 +51,9 @@ async function connectAs(
   topics: string[],
 ): Promise<WsClient> {
   const token = await mint({ sub: user, topics, exp: inAnHour() });
-  return await connectWs(server.port, `/push?token=${encodeURIComponent(token)}`);
+  const client = await connectWs(server.port, `/push?token=${encodeURIComponent(token)}`);
+  await client.roundTrip(); // registered for FIFO lines
+  return client;
 }
 
 /** Every message up to and including `last`. */
@@ -184,6 +186,7 @@ Deno.test({
         `echo push_token("42", ["news"], 60, getenv("PUSH_TOKEN_SECRET"));`,
       );
       const client = await connectWs(server.port, `/?token=${encodeURIComponent(token)}`);
+      await client.roundTrip(); // registered for FIFO lines
       const other = await connectAs(server, "7", []);
       assert.equal(
         await runPhp(`var_export(push_to(["user:42"], ["hello" => "wörld"], getenv("FIFO")));`),

@@ -57,6 +57,8 @@ export interface FrameSpec {
 }
 
 const DEFAULT_MASK = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);
+const PING_OPCODE = 0x9;
+const PONG_OPCODE = 0xa;
 
 /** Encodes one client frame (masked unless told otherwise). Returns a new array. */
 export function clientFrame(spec: FrameSpec): Uint8Array {
@@ -218,10 +220,10 @@ export class RawClient {
   /** Sends a ping and reads up to its pong: the server has processed everything sent before. */
   async roundTrip(timeoutMs = 5000): Promise<void> {
     const payload = `rt${++this.#roundTrips}`;
-    await this.sendFrame({ opcode: 0x9, payload });
+    await this.sendFrame({ opcode: PING_OPCODE, payload });
     for (;;) {
       const frame = await this.readFrame(timeoutMs);
-      if (frame.opcode === 0xa && decoder.decode(frame.payload) === payload) return;
+      if (frame.opcode === PONG_OPCODE && decoder.decode(frame.payload) === payload) return;
     }
   }
 
@@ -274,6 +276,21 @@ export class RawClient {
     const out = this.#buf.slice(0, count);
     this.#buf = this.#buf.subarray(count);
     return out;
+  }
+
+  /**
+   * Reads frames until one that is not a ping or pong, and returns it. Pings are answered, as
+   * a client must (RFC 6455 §5.5.2): a test that outlasts --ping-interval is not dropped.
+   */
+  async readMessageFrame(timeoutMs = 5000): Promise<ServerFrame> {
+    for (;;) {
+      const frame = await this.readFrame(timeoutMs);
+      if (frame.opcode === PING_OPCODE) {
+        await this.sendFrame({ opcode: PONG_OPCODE, payload: frame.payload });
+      } else if (frame.opcode !== PONG_OPCODE) {
+        return frame;
+      }
+    }
   }
 
   /** Reads an HTTP response head (and, when Content-Length says so, its body into `rest`). */
