@@ -83,10 +83,9 @@ Deno.test("upgrade selects one of the offered subprotocols (RFC 6455 §4.2.2) an
 
 Deno.test("an upgrade handler slower than --upgrade-timeout gets 503", async () => {
   await withServer([FIXTURE, "--upgrade-timeout", "200ms"], async (server) => {
-    const started = performance.now();
+    // The handler never settles, so the 503 can only come from the timeout.
     const raw = await ask(server.port, { path: "/?stall", headers: COOKIE });
     assert.equal(raw.status, 503);
-    assert.ok(performance.now() - started < 2500, "answered before the handler finished");
     await server.waitForLog(/upgrade handler took over 200 ms \(connection \d+\); answered 503/);
     await assert.rejects(
       connectWs(server.port, "/?stall", { headers: COOKIE }),
