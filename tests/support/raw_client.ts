@@ -217,7 +217,10 @@ export class RawClient {
     return this.write(clientFrame(spec));
   }
 
-  /** Sends a ping and reads up to its pong: the server has processed everything sent before. */
+  /**
+   * Sends a ping and reads up to its pong: the server has processed everything sent before.
+   * Frames that arrive before the pong are discarded.
+   */
   async roundTrip(timeoutMs = 5000): Promise<void> {
     const payload = `rt${++this.#roundTrips}`;
     await this.sendFrame({ opcode: PING_OPCODE, payload });
