@@ -50,12 +50,11 @@ async function rude(port: number, i: number): Promise<void> {
 
 /** A fresh client connects and receives a FIFO line. */
 async function assertStillServes(server: ServerProcess, line: string): Promise<void> {
-  const client = await RawClient.open(server.port);
+  // Once its ping is answered, the server has registered the client for broadcasts.
+  const client = await RawClient.open(server.port, { roundTrip: true });
   try {
-    // Once its ping is answered, the server has registered the client for broadcasts.
-    await client.roundTrip();
     await server.writeFifo(`${line}\n`);
-    const frame = await client.readFrame(10_000);
+    const frame = await client.readMessageFrame(10_000);
     assert.equal(new TextDecoder().decode(frame.payload), line);
   } finally {
     client.close();

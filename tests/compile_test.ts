@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { denortProblem, denortSource } from "../lib/api/compile.ts";
-import { closeWs, connectWs } from "./fixtures/clients.ts";
+import { closeWs, connectWs } from "./support/ws_client.ts";
 import { reportSkip } from "./support/tools.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -182,6 +182,7 @@ Deno.test({
       let server = await launch(binary, [], dir);
       try {
         const client = await connectWs(server.port);
+        await client.roundTrip(); // registered for broadcasts
         await writeLine(server.fifo, "to all");
         assert.equal(await client.next(), "to all");
         await closeWs(client);

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import type { Logger } from "../lib/api/handlers.ts";
 import { FifoReader } from "../lib/sources/fifo.ts";
-import { connectWs } from "./fixtures/clients.ts";
+import { connectWs } from "./support/ws_client.ts";
 import { startServer } from "./support/server_process.ts";
 
 const SLOW_FIFO = new URL("./fixtures/slow_fifo_handlers.ts", import.meta.url).pathname;

@@ -7,19 +7,16 @@ import { type ServerProcess, withServer } from "./support/server_process.ts";
 
 // Text is data: the test must not drop a leading U+FEFF either.
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-const OPEN_LOG = /connection \d+ open from/;
 
-async function openClients(server: ServerProcess, count: number): Promise<RawClient[]> {
-  const clients = await Promise.all(
-    Array.from({ length: count }, () => RawClient.open(server.port)),
+/** Opens `count` clients, each registered for broadcasts (its ping answered) on return. */
+function openClients(server: ServerProcess, count: number): Promise<RawClient[]> {
+  return Promise.all(
+    Array.from({ length: count }, () => RawClient.open(server.port, { roundTrip: true })),
   );
-  // A client counts as open for broadcast once the server has logged it.
-  await server.waitForCount(OPEN_LOG, count);
-  return clients;
 }
 
 async function nextText(client: RawClient): Promise<string> {
-  const frame = await client.readFrame(10_000);
+  const frame = await client.readMessageFrame(10_000);
   assert.equal(frame.opcode, 0x1, "FIFO lines go out as text frames (RFC 6455 §5.6)");
   return decoder.decode(frame.payload);
 }

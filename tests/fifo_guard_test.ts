@@ -4,7 +4,7 @@
 // `unreadable` and is retried with backoff.
 
 import assert from "node:assert/strict";
-import { closeWs, connectWs } from "./fixtures/clients.ts";
+import { closeWs, connectWs } from "./support/ws_client.ts";
 import { startServer } from "./support/server_process.ts";
 import { toolFor } from "./support/tools.ts";
 import { fifoLockHolder, unreadableMessage } from "../lib/sources/fifo_guard.ts";

@@ -2,9 +2,15 @@
 // and events from one source (a connection, or the FIFO) reach the handlers in order.
 
 import assert from "node:assert/strict";
-import { type ServerProcess, startServer, withServer } from "./support/server_process.ts";
-import { closeWs, connectWs, rawHandshake } from "./fixtures/clients.ts";
-import { clientFrame, RawClient } from "./support/raw_client.ts";
+import {
+  type ServerProcess,
+  startServer,
+  withServer,
+  writeFifo,
+} from "./support/server_process.ts";
+import { closeWs, connectWs } from "./support/ws_client.ts";
+import { clientFrame, RawClient, ReadTimeout, upgradeRequest } from "./support/raw_client.ts";
+import { concat } from "./support/feed.ts";
 import { Opcode } from "../lib/protocol/frame.ts";
 
 const FIXTURE = new URL("./fixtures/events_handlers.ts", import.meta.url).pathname;
@@ -64,14 +70,39 @@ Deno.test("upgrade sees method, path, query, headers, cookies, Origin, address a
 });
 
 Deno.test("start runs once after listening; connections wait until its promise settles", async () => {
-  await withFixture([], async (server) => {
-    const client = await connectWs(server.port);
+  const dir = await Deno.makeTempDir({ prefix: "push-gate-" });
+  const gatePath = `${dir}/gate.fifo`;
+  const made = await new Deno.Command("mkfifo", { args: [gatePath] }).output();
+  assert.ok(made.success);
+  // The fixture's start() waits until this test opens the gate FIFO.
+  const server = await startServer({
+    args: [FIXTURE],
+    permissions: ["--allow-net", "--allow-read", "--allow-env=EVENTS_START_GATE"],
+    env: { EVENTS_START_GATE: gatePath },
+  });
+  let gateOpened = false;
+  const client = await RawClient.connect(server.port);
+  try {
+    await server.waitForLog('"ev":"start"');
+    // start() is pending: the connection waits in the backlog, unanswered. (A bounded look
+    // for something that must not happen; a correct server never answers here.)
+    await client.write(upgradeRequest());
+    await assert.rejects(client.readResponse(300), ReadTimeout);
+    await writeFifo(gatePath, "go\n");
+    gateOpened = true;
+    assert.equal((await client.readResponse()).status, 101);
     await server.waitForLog('"ev":"open"');
     const evs = events(server);
+    assert.deepEqual(evs.map((e) => e.ev), ["start", "started", "upgrade", "open"]);
     assert.deepEqual(evs[0], { ev: "start", connections: 0 });
-    assert.equal(evs.filter((e) => e.ev === "start").length, 1);
-    await closeWs(client);
-  });
+    assert.equal(evs[2].started, true, "upgrade ran after start's promise settled");
+  } finally {
+    client.close();
+    // A failure before the gate opened leaves the server blocked in open(2): unblock it.
+    if (!gateOpened) await writeFifo(gatePath, "go\n").catch(() => {});
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("open, text, binary, ping and close fire with their arguments, in order", async () => {
@@ -117,11 +148,10 @@ Deno.test("open, text, binary, ping and close fire with their arguments, in orde
 
 Deno.test("close reports clean: false and 1006 when the TCP connection just drops (RFC 6455 §7.1.5)", async () => {
   await withFixture([], async (server) => {
-    const raw = await rawHandshake(server.port);
-    assert.equal(raw.status, 101);
+    const raw = await RawClient.open(server.port);
     await server.waitForLog('"ev":"open"');
     const id = lastOpenId(server);
-    raw.conn.close();
+    raw.close();
     await server.waitForLog('"ev":"close"');
     assert.deepEqual(eventsOf(server, id).at(-1), {
       ev: "close",
@@ -137,26 +167,21 @@ Deno.test("a slow async handler holds back only its own connection; each stays i
   await withFixture([], async (server) => {
     const a = await connectWs(server.port, "/?user=a");
     const b = await connectWs(server.port, "/?user=b");
-    a.ws.send("slow:400");
+    // a's text handler waits in "hold" until b says "release".
+    a.ws.send("hold");
     a.ws.send("second");
-    await server.waitForLog('"text":"slow:400"');
+    await server.waitForLog('"text":"hold"');
     b.ws.send("quick");
-    const arrivals: string[] = [];
-    await Promise.all([
-      (async () => {
-        for (let i = 0; i < 2; i++) arrivals.push(String(await a.next()));
-      })(),
-      (async () => {
-        arrivals.push(String(await b.next()));
-      })(),
-    ]);
-    assert.deepEqual(arrivals, ["b #1: quick", "a #1: slow:400", "a #2: second"]);
+    assert.equal(await b.next(), "b #1: quick", "b is not held back behind a's handler");
+    assert.deepEqual(a.pending(), [], "a's handler is still waiting");
+    b.ws.send("release");
+    assert.equal(await b.next(), "b #2: release");
+    assert.equal(await a.next(), "a #1: hold");
+    assert.equal(await a.next(), "a #2: second");
     await server.waitForLog('"text":"second"');
-    const aTexts = events(server).filter((e) => e.ev === "text" && e.text !== "quick");
-    const quickAt = events(server).findIndex((e) => e.text === "quick");
-    const secondAt = events(server).findIndex((e) => e.text === "second");
-    assert.equal(aTexts.length, 2);
-    assert.ok(quickAt < secondAt, "b's event was not held back behind a's slow handler");
+    const texts = events(server).filter((e) => e.ev === "text").map((e) => e.text);
+    // a's second message is dispatched only after its first handler settled.
+    assert.deepEqual(texts, ["hold", "quick", "release", "second"]);
     await closeWs(a);
     await closeWs(b);
   });
@@ -168,6 +193,12 @@ Deno.test("fifo gets every line in order, even when it is async; broadcast filte
     await server.waitForLog('"ev":"open"');
     const aId = lastOpenId(server);
     const b = await connectWs(server.port);
+    // Pongs back: both connections are registered before the FIFO broadcasts. (The fixture's
+    // ping handler answers each ping with "after ping".)
+    for (const c of [a, b]) {
+      await c.roundTrip();
+      assert.equal(await c.next(), "after ping");
+    }
     const lines = [];
     for (let i = 0; i < 20; i++) {
       lines.push(JSON.stringify({ msg: `all ${i}`, delay: i % 3 === 0 ? 30 : 0 }));
@@ -222,13 +253,7 @@ Deno.test("replies to frames read in one chunk keep their order: text, binary, p
       clientFrame({ opcode: Opcode.PING, payload: "p" }),
       clientFrame({ opcode: Opcode.TEXT, payload: "c" }),
     ];
-    const burst = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
-    let at = 0;
-    for (const f of frames) {
-      burst.set(f, at);
-      at += f.length;
-    }
-    await client.write(burst);
+    await client.write(concat(frames));
     const seen: string[] = [];
     for (let i = 0; i < frames.length; i++) {
       const frame = await client.readFrame();

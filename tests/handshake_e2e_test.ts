@@ -3,9 +3,13 @@
 
 import assert from "node:assert/strict";
 import { clientFrame, RawClient, SAMPLE_ACCEPT, upgradeRequest } from "./support/raw_client.ts";
-import { type ServerProcess, startServer } from "./support/server_process.ts";
+import { startServer, withEcho } from "./support/server_process.ts";
+import { concat } from "./support/feed.ts";
 
 const decoder = new TextDecoder();
+const HANDSHAKE_TIMEOUT_MS = 300;
+/** The server's deadlines use Date.now(), the test performance.now(): allow for rounding. */
+const CLOCK_SLACK_MS = 5;
 
 interface Refusal {
   readonly name: string;
@@ -225,15 +229,6 @@ Deno.test("a plain HTTP GET gets a one-line body saying this is a WebSocket serv
   }
 });
 
-async function withEcho(fn: (server: ServerProcess) => Promise<void>): Promise<void> {
-  const server = await startServer({ args: ["echo"] });
-  try {
-    await fn(server);
-  } finally {
-    await server.stop();
-  }
-}
-
 Deno.test("a valid upgrade gets 101 with the RFC's Sec-WebSocket-Accept (RFC 6455 §4.2.2)", () =>
   withEcho(async (server) => {
     const client = await RawClient.connect(server.port);
@@ -258,10 +253,7 @@ Deno.test(
       try {
         const head = new TextEncoder().encode(upgradeRequest());
         const frame = clientFrame({ opcode: 0x1, payload: "right behind the head" });
-        const packet = new Uint8Array(head.length + frame.length);
-        packet.set(head);
-        packet.set(frame, head.length);
-        await client.write(packet);
+        await client.write(concat([head, frame]));
         const res = await client.readResponse();
         assert.equal(res.status, 101);
         const echo = await client.readFrame();
@@ -305,15 +297,20 @@ Deno.test("a request head with bare LF line endings still upgrades (RFC 9112 §2
     }
   }));
 
-Deno.test("a half-sent request is dropped after --handshake-timeout", async () => {
-  const server = await startServer({ args: ["--handshake-timeout", "300ms"] });
+Deno.test("a half-sent request is dropped after --handshake-timeout, not before", async () => {
+  const server = await startServer({ args: ["--handshake-timeout", `${HANDSHAKE_TIMEOUT_MS}ms`] });
+  // Measured from before the connect, which starts the server's timer: a slow test process
+  // can only make the measured time longer.
+  const before = performance.now();
   const client = await RawClient.connect(server.port);
   try {
-    const started = Date.now();
     await client.write("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgr");
-    assert.equal(await client.closedWithin(3000), true, "the server drops TCP");
-    const elapsed = Date.now() - started;
-    assert.ok(elapsed >= 250, `dropped after ${elapsed} ms, before the timeout`);
+    assert.equal(await client.closedWithin(10_000), true, "the server drops TCP");
+    const elapsed = performance.now() - before;
+    assert.ok(
+      elapsed >= HANDSHAKE_TIMEOUT_MS - CLOCK_SLACK_MS,
+      `dropped ${elapsed.toFixed(0)} ms after connecting`,
+    );
     assert.equal(client.buffered.length, 0, "nothing is answered to a half request");
   } finally {
     client.close();
@@ -322,60 +319,12 @@ Deno.test("a half-sent request is dropped after --handshake-timeout", async () =
 });
 
 Deno.test("a connection that sends nothing is dropped after --handshake-timeout", async () => {
-  const server = await startServer({ args: ["--handshake-timeout", "300ms"] });
+  const server = await startServer({ args: ["--handshake-timeout", `${HANDSHAKE_TIMEOUT_MS}ms`] });
   const client = await RawClient.connect(server.port);
   try {
-    assert.equal(await client.closedWithin(3000), true, "the server drops TCP");
+    assert.equal(await client.closedWithin(10_000), true, "the server drops TCP");
   } finally {
     client.close();
-    await server.stop();
-  }
-});
-
-Deno.test("--subprotocol picks the first offered one it accepts (RFC 6455 §4.2.2 /subprotocol/)", async () => {
-  const server = await startServer({ args: ["--subprotocol", "v2", "--subprotocol", "v1"] });
-  try {
-    const ask = async (offer: string | null) => {
-      const client = await RawClient.connect(server.port);
-      try {
-        await client.write(upgradeRequest({ headers: { "Sec-WebSocket-Protocol": offer } }));
-        const res = await client.readResponse();
-        assert.equal(res.status, 101);
-        return res.headers.get("sec-websocket-protocol");
-      } finally {
-        client.close();
-      }
-    };
-    // The server's order of preference wins over the client's.
-    assert.equal(await ask("v1, v2"), "v2");
-    assert.equal(await ask("v1"), "v1");
-    assert.equal(await ask("v3"), undefined);
-    assert.equal(await ask(null), undefined);
-  } finally {
-    await server.stop();
-  }
-});
-
-Deno.test("--allowed-origin refuses other Origins with 403, then TCP closes (RFC 6455 §4.2.2, §10.2)", async () => {
-  const server = await startServer({ args: ["--allowed-origin", "https://app.example"] });
-  try {
-    const ask = async (origin: string | null) => {
-      const client = await RawClient.connect(server.port);
-      try {
-        await client.write(upgradeRequest({ headers: { Origin: origin } }));
-        const res = await client.readResponse();
-        if (res.status !== 101) {
-          assert.equal(await client.closedWithin(3000), true, "the server closes TCP");
-        }
-        return res.status;
-      } finally {
-        client.close();
-      }
-    };
-    assert.equal(await ask("https://app.example"), 101);
-    assert.equal(await ask("https://evil.example"), 403);
-    assert.equal(await ask(null), 403);
-  } finally {
     await server.stop();
   }
 });

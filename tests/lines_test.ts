@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { checkProperty } from "./support/property.ts";
 import { type LineResult, LineSplitter } from "../lib/protocol/lines.ts";
 import { bytes, concat, feedAll, feedings } from "./support/feed.ts";
 
@@ -137,7 +138,7 @@ Deno.test("push() does not keep the caller's chunk", () => {
 const textDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 Deno.test("any lines cut at any points come out as TextDecoder decodes them, BOM kept (property)", () => {
-  fc.assert(
+  checkProperty(
     fc.property(
       fc.array(
         fc.tuple(fc.boolean(), fc.string({ unit: "binary", maxLength: 12 }))
@@ -158,6 +159,7 @@ Deno.test("any lines cut at any points come out as TextDecoder decodes them, BOM
         assert.deepStrictEqual(run(chunks, 1000), { pushed: lines(...expected), ended: [] });
       },
     ),
-    { numRuns: 500 },
+    // Counterexamples fast-check has found go in `examples` (none so far).
+    { numRuns: 500, examples: [] },
   );
 });

@@ -5,7 +5,7 @@
 // (timeouts shortened so that this runs in seconds). nginx is stopped by its PID.
 
 import assert from "node:assert/strict";
-import { closeWs, connectWs } from "./fixtures/clients.ts";
+import { closeWs, connectWs } from "./support/ws_client.ts";
 import { startServer } from "./support/server_process.ts";
 import { toolFor } from "./support/tools.ts";
 

@@ -2,10 +2,10 @@
 // real server running `echo`: sizes across every length encoding, fragments, pings, close codes.
 
 import assert from "node:assert/strict";
-// @ts-types="@types/ws"
-import { WebSocket as WsClient } from "ws";
-import { type ServerProcess, startServer } from "./support/server_process.ts";
+import { startServer, withEcho } from "./support/server_process.ts";
+import { connectWs, type WsClient } from "./support/ws_client.ts";
 
+const CLOSING = new URL("./fixtures/closing_handlers.ts", import.meta.url).pathname;
 const SIZES = [0, 125, 126, 65535, 65536, 16 * 1024 * 1024];
 const TIMEOUT_MS = 20_000;
 
@@ -25,126 +25,72 @@ function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
   ]).finally(() => clearTimeout(timer));
 }
 
-async function withEcho(fn: (server: ServerProcess) => Promise<void>): Promise<void> {
-  const server = await startServer({ args: ["echo"], logLevel: "info" });
-  try {
-    await fn(server);
-  } finally {
-    await server.stop();
-  }
-}
-
-/** An npm:ws client whose messages are awaited one at a time. */
-class Ws {
-  readonly socket: WsClient;
-  #messages: { data: Uint8Array; isBinary: boolean }[] = [];
-  #waiters: (() => void)[] = [];
-  readonly closed: Promise<{ code: number; reason: string }>;
-
-  private constructor(socket: WsClient) {
-    this.socket = socket;
-    socket.on("message", (data, isBinary) => {
-      this.#messages.push({ data: new Uint8Array(data as Buffer), isBinary });
-      this.#wake();
-    });
-    this.closed = new Promise((resolve) => {
-      socket.on("close", (code, reason) => {
-        resolve({ code, reason: reason.toString() });
-        this.#wake();
-      });
-    });
-  }
-
-  static open(port: number): Promise<Ws> {
-    const socket = new WsClient(`ws://127.0.0.1:${port}/`, { maxPayload: 64 * 1024 * 1024 });
-    return withTimeout(
-      new Promise((resolve, reject) => {
-        socket.once("open", () => resolve(new Ws(socket)));
-        socket.once("error", reject);
-      }),
-      "ws open",
-    );
-  }
-
-  #wake(): void {
-    for (const w of this.#waiters.splice(0)) w();
-  }
-
-  next(): Promise<{ data: Uint8Array; isBinary: boolean }> {
-    return withTimeout(
-      (async () => {
-        while (this.#messages.length === 0) {
-          if (this.socket.readyState === WsClient.CLOSED) throw new Error("ws closed");
-          await new Promise<void>((resolve) => this.#waiters.push(resolve));
-        }
-        return this.#messages.shift()!;
-      })(),
-      "ws message",
-    );
-  }
+/** An npm:ws client (one of tests/support/ws_client.ts) that takes 16 MiB messages. */
+function openWs(port: number): Promise<WsClient> {
+  return withTimeout(connectWs(port, "/", { maxPayload: 64 * 1024 * 1024 }), "ws open");
 }
 
 Deno.test("npm:ws: text and binary of every length encoding are echoed (RFC 6455 §5.2)", () =>
   withEcho(async (server) => {
-    const ws = await Ws.open(server.port);
+    const ws = await openWs(server.port);
     try {
       for (const n of SIZES) {
         const text = "é".repeat(Math.floor(n / 2)) + "x".repeat(n % 2);
-        ws.socket.send(text);
-        const got = await ws.next();
-        assert.equal(got.isBinary, false, `${n}-byte text comes back as text`);
-        assert.equal(new TextDecoder().decode(got.data), text, `${n}-byte text`);
+        ws.ws.send(text);
+        const got = await ws.next(TIMEOUT_MS);
+        assert.equal(typeof got, "string", `${n}-byte text comes back as text`);
+        assert.equal(got, text, `${n}-byte text`);
         const bin = pattern(n);
-        ws.socket.send(bin);
-        const back = await ws.next();
-        assert.equal(back.isBinary, true, `${n}-byte binary comes back as binary`);
-        assert.ok(Buffer.from(back.data).equals(Buffer.from(bin)), `${n}-byte binary`);
+        ws.ws.send(bin);
+        const back = await ws.next(TIMEOUT_MS);
+        assert.ok(back instanceof Uint8Array, `${n}-byte binary comes back as binary`);
+        assert.ok(Buffer.from(back).equals(Buffer.from(bin)), `${n}-byte binary`);
       }
     } finally {
-      ws.socket.terminate();
+      ws.ws.terminate();
     }
   }));
 
 Deno.test("npm:ws: a message sent in fragments is echoed whole (RFC 6455 §5.4)", () =>
   withEcho(async (server) => {
-    const ws = await Ws.open(server.port);
+    const ws = await openWs(server.port);
     try {
-      ws.socket.send("one ", { fin: false });
-      ws.socket.send("two ", { fin: false });
-      ws.socket.send("three", { fin: true });
-      assert.equal(new TextDecoder().decode((await ws.next()).data), "one two three");
+      ws.ws.send("one ", { fin: false });
+      ws.ws.send("two ", { fin: false });
+      ws.ws.send("three", { fin: true });
+      assert.equal(await ws.next(TIMEOUT_MS), "one two three");
       const big = pattern(200_000);
-      ws.socket.send(big.subarray(0, 70_000), { fin: false, binary: true });
-      ws.socket.send(big.subarray(70_000), { fin: true, binary: true });
-      const back = await ws.next();
-      assert.equal(back.isBinary, true);
-      assert.ok(Buffer.from(back.data).equals(Buffer.from(big)));
+      ws.ws.send(big.subarray(0, 70_000), { fin: false, binary: true });
+      ws.ws.send(big.subarray(70_000), { fin: true, binary: true });
+      const back = await ws.next(TIMEOUT_MS);
+      assert.ok(back instanceof Uint8Array, "binary comes back as binary");
+      assert.ok(Buffer.from(back).equals(Buffer.from(big)));
     } finally {
-      ws.socket.terminate();
+      ws.ws.terminate();
     }
   }));
 
 Deno.test("npm:ws: ping() gets a pong with the same payload (RFC 6455 §5.5.2)", () =>
   withEcho(async (server) => {
-    const ws = await Ws.open(server.port);
+    const ws = await openWs(server.port);
     try {
       for (const payload of ["", "hello", "x".repeat(125)]) {
         const pong = new Promise<string>((resolve) =>
-          ws.socket.once("pong", (data: Buffer) => resolve(data.toString()))
+          ws.ws.once("pong", (data: Buffer) => resolve(data.toString()))
         );
-        ws.socket.ping(payload);
+        ws.ws.ping(payload);
         assert.equal(await withTimeout(pong, "pong"), payload);
       }
     } finally {
-      ws.socket.terminate();
+      ws.ws.terminate();
     }
   }));
 
 for (const code of [1000, 3000, 4999]) {
   Deno.test(`npm:ws: closing with ${code} gets ${code} back (RFC 6455 §5.5.1, §7.4)`, () =>
     withEcho(async (server) => {
-      const ws = await Ws.open(server.port);
-      ws.socket.close(code, "done here");
+      const ws = await openWs(server.port);
+      ws.ws.close(code, "done here");
       const closed = await withTimeout(ws.closed, "close");
       assert.equal(closed.code, code);
     }));
@@ -152,8 +98,8 @@ for (const code of [1000, 3000, 4999]) {
 
 Deno.test("npm:ws: a message over --max-message-size gets 1009 (RFC 6455 §7.4.1, §10.4)", () =>
   withEcho(async (server) => {
-    const ws = await Ws.open(server.port);
-    ws.socket.send(new Uint8Array(16 * 1024 * 1024 + 1));
+    const ws = await openWs(server.port);
+    ws.ws.send(new Uint8Array(16 * 1024 * 1024 + 1));
     const closed = await withTimeout(ws.closed, "close");
     assert.equal(closed.code, 1009);
   }));
@@ -227,13 +173,13 @@ for (const code of [1000, 3000, 4999]) {
 }
 
 Deno.test("npm:ws: a FIFO line reaches a connected ws client", async () => {
-  const server = await startServer({ logLevel: "debug" });
+  const server = await startServer();
   try {
-    const ws = await Ws.open(server.port);
-    await server.waitForLog(/connection \d+ open/);
+    const ws = await openWs(server.port);
+    await ws.roundTrip();
     await server.writeFifo("pushed to ws\n");
-    assert.equal(new TextDecoder().decode((await ws.next()).data), "pushed to ws");
-    ws.socket.close(1000);
+    assert.equal(await ws.next(TIMEOUT_MS), "pushed to ws");
+    ws.ws.close(1000);
     await withTimeout(ws.closed, "close");
   } finally {
     await server.stop();
@@ -241,24 +187,21 @@ Deno.test("npm:ws: a FIFO line reaches a connected ws client", async () => {
 });
 
 Deno.test("npm:ws: a close started by the server's handler arrives with its code and reason (RFC 6455 §7.1.2)", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "push-peers-" });
-  const handlers = `${dir}/closing.ts`;
-  await Deno.writeTextFile(
-    handlers,
-    "export function text(conn: { close(code: number, reason: string): void }) {\n" +
-      '  conn.close(4001, "done with you");\n' +
-      "}\n",
-  );
-  const server = await startServer({ args: [handlers], logLevel: "debug" });
+  const server = await startServer({ args: [CLOSING] });
   try {
-    const ws = await Ws.open(server.port);
-    ws.socket.send("close me");
+    const ws = await openWs(server.port);
+    // Another client hears, from the close handler, how ws's connection ended.
+    const observer = await openWs(server.port);
+    await observer.roundTrip();
+    ws.ws.send("close me");
+    const id = String(await ws.next(TIMEOUT_MS));
     const closed = await withTimeout(ws.closed, "close");
-    assert.deepEqual(closed, { code: 4001, reason: "done with you" });
-    // ws answers the Close, so the server records a clean close.
-    await server.waitForLog(/closed: 4001/);
+    assert.deepEqual(closed, { code: 4000, reason: "as asked" });
+    // ws answers the Close (with its code and reason), so the close is clean.
+    const report = await observer.next(TIMEOUT_MS);
+    assert.equal(report, `closed ${id.slice(3)} 4000 as asked true`);
+    observer.ws.terminate();
   } finally {
     await server.stop();
-    await Deno.remove(dir, { recursive: true });
   }
 });

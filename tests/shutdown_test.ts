@@ -3,7 +3,8 @@
 
 import assert from "node:assert/strict";
 import { startServer } from "./support/server_process.ts";
-import { closeCodeOf, connectWs, RawFrameReader, rawHandshake } from "./fixtures/clients.ts";
+import { connectWs } from "./support/ws_client.ts";
+import { parseClose, RawClient } from "./support/raw_client.ts";
 
 const FIXTURE = new URL("./fixtures/shutdown_handlers.ts", import.meta.url).pathname;
 const GOING_AWAY = 1001;
@@ -34,6 +35,8 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     try {
       const a = await connectWs(server.port);
       const b = await connectWs(server.port, "/other");
+      // Pongs back: the server has registered both connections.
+      await Promise.all([a.roundTrip(), b.roundTrip()]);
       // Nobody has the FIFO open for writing: the reader is blocked in open(2).
       const status = await exitAfter(server, signal);
       assert.equal((await a.closed).code, GOING_AWAY);
@@ -49,6 +52,7 @@ Deno.test("the shutdown handler runs before the 1001, and what it sends arrives"
   const server = await startServer({ args: [FIXTURE] });
   try {
     const client = await connectWs(server.port);
+    await client.roundTrip();
     const status = await exitAfter(server, "SIGTERM");
     assert.equal(await client.next(), "bye from shutdown (1 connections)");
     assert.equal((await client.closed).code, GOING_AWAY);
@@ -62,6 +66,7 @@ Deno.test("FIFO lines already read are delivered before the 1001 frames go out",
   const server = await startServer({ args: [FIXTURE] });
   try {
     const client = await connectWs(server.port);
+    await client.roundTrip();
     // One write: the server reads all three lines at once; the handler takes 150 ms for each.
     await server.writeFifo("one\ntwo\nthree\n");
     await server.waitForLog("fixture: fifo got one");
@@ -80,16 +85,13 @@ Deno.test("FIFO lines already read are delivered before the 1001 frames go out",
 Deno.test("a client that never answers the 1001 is dropped after --shutdown-timeout; exit 0", async () => {
   const server = await startServer({ args: ["--shutdown-timeout", "400ms"] });
   try {
-    const raw = await rawHandshake(server.port);
-    assert.equal(raw.status, 101);
-    await server.waitForLog(/connection \d+ open/);
-    const frames = new RawFrameReader(raw);
+    // After the pong, the server has registered the connection: shutdown will close it.
+    const raw = await RawClient.open(server.port, { roundTrip: true });
     const started = performance.now();
     const exited = exitAfter(server, "SIGTERM");
-    const close = await frames.next();
-    assert.ok(close);
+    const close = await raw.readFrame(EXIT_BOUND_MS);
     assert.equal(close.opcode, CLOSE_OPCODE);
-    assert.equal(closeCodeOf(close), GOING_AWAY);
+    assert.equal(parseClose(close.payload).code, GOING_AWAY);
     // We never reply; the server must still exit, soon after the timeout.
     const status = await exited;
     const elapsed = performance.now() - started;
@@ -97,7 +99,7 @@ Deno.test("a client that never answers the 1001 is dropped after --shutdown-time
     assert.ok(elapsed >= 350, `exited after ${elapsed} ms, before the shutdown timeout`);
     assert.ok(elapsed < 5000, `exited after ${elapsed} ms`);
     assert.match(server.stderr(), /1 client did not close in time/);
-    raw.conn.close();
+    raw.close();
   } finally {
     await server.stop();
   }

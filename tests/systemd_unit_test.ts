@@ -4,7 +4,7 @@
 // temporary directory, with our own group); the deno unit's ExecStart is run for real too.
 
 import assert from "node:assert/strict";
-import { closeWs, connectWs } from "./fixtures/clients.ts";
+import { closeWs, connectWs } from "./support/ws_client.ts";
 import { toolFor } from "./support/tools.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;

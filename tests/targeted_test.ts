@@ -4,13 +4,8 @@
 
 import assert from "node:assert/strict";
 import { type ServerProcess, startServer } from "./support/server_process.ts";
-import {
-  closeWs,
-  connectWs,
-  HttpRefusal,
-  rawHandshake,
-  type WsClient,
-} from "./fixtures/clients.ts";
+import { closeWs, connectWs, HttpRefusal, type WsClient } from "./support/ws_client.ts";
+import { RawClient } from "./support/raw_client.ts";
 import { toolFor } from "./support/tools.ts";
 
 const SECRET = "test-secret-0123456789abcdefghijklmnopqrstuvwxyz";
@@ -57,7 +52,9 @@ async function connectAs(
   topics: string[],
 ): Promise<WsClient> {
   const token = await mint({ sub: user, topics, exp: inAnHour() });
-  return await connectWs(server.port, `/push?token=${encodeURIComponent(token)}`);
+  const client = await connectWs(server.port, `/push?token=${encodeURIComponent(token)}`);
+  await client.roundTrip(); // registered for FIFO lines
+  return client;
 }
 
 /** Every message up to and including `last`. */
@@ -83,18 +80,21 @@ Deno.test("targeted: a missing, forged, expired or malformed token is refused wi
     const tampered = valid.replace(/^[^.]+/, base64url(encoder.encode('{"sub":"1","exp":9e9}')));
     for (const token of [null, "", "abc", forged, expired, noUser, tampered, `${valid}.x`]) {
       const path = token === null ? "/push" : `/push?token=${encodeURIComponent(token)}`;
-      const raw = await rawHandshake(server.port, { path });
-      assert.equal(raw.status, 401, `token ${token}`);
-      assert.equal(raw.body, "Invalid or expired token\n");
+      const { client, res } = await RawClient.handshake(server.port, { path });
+      client.close();
+      assert.equal(res.status, 401, `token ${token}`);
+      assert.equal(res.body, "Invalid or expired token\n");
       await assert.rejects(connectWs(server.port, path), (e) => {
         assert.ok(e instanceof HttpRefusal);
         assert.equal(e.status, 401);
         return true;
       });
     }
-    const raw = await rawHandshake(server.port, { path: `/push?token=${valid}` });
-    assert.equal(raw.status, 101);
-    raw.conn.close();
+    const { client, res } = await RawClient.handshake(server.port, {
+      path: `/push?token=${valid}`,
+    });
+    client.close();
+    assert.equal(res.status, 101);
   } finally {
     await server.stop();
   }
@@ -188,6 +188,7 @@ Deno.test({
         `echo push_token("42", ["news"], 60, getenv("PUSH_TOKEN_SECRET"));`,
       );
       const client = await connectWs(server.port, `/?token=${encodeURIComponent(token)}`);
+      await client.roundTrip(); // registered for FIFO lines
       const other = await connectAs(server, "7", []);
       assert.equal(
         await runPhp(`var_export(push_to(["user:42"], ["hello" => "wörld"], getenv("FIFO")));`),

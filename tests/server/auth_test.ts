@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { mintToken } from "../../lib/auth/mint.ts";
-import { connectWs, type WsClient } from "../fixtures/clients.ts";
+import { connectWs, type WsClient } from "../support/ws_client.ts";
 import { withInProcessServer } from "../support/in_process.ts";
 
 const SECRET = "a-test-secret-that-is-long-enough-for-hs256!";

@@ -7,7 +7,7 @@ import type { Handlers } from "../../lib/api/handlers.ts";
 import { withInProcessServer } from "../support/in_process.ts";
 import { clientFrame, parseClose, RawClient, upgradeRequest } from "../support/raw_client.ts";
 import { toolFor } from "../support/tools.ts";
-import { connectWs } from "../fixtures/clients.ts";
+import { connectWs } from "../support/ws_client.ts";
 
 const inProcess = { sanitizeOps: false, sanitizeResources: false };
 const promtool = toolFor("promtool", "promtool check metrics on the live /metrics");

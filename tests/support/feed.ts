@@ -3,6 +3,7 @@
 
 import { AssertionError } from "node:assert/strict";
 import { inspect, isDeepStrictEqual } from "node:util";
+import { concatBytes } from "../../lib/protocol/bytes.ts";
 
 /** Inputs up to this size are split in two at every point; larger ones at sampled points. */
 export const SPLIT_EVERY_POINT_LIMIT = 1024;
@@ -76,17 +77,15 @@ export function feedAll<T>(
   return expected;
 }
 
-/** Concatenates byte arrays into a new one. */
+/**
+ * Concatenates byte arrays into a new one (a copy even of a single part, since the codec
+ * unmasks its input in place), with lib's one joining function. The test suite's one `concat`.
+ */
 export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  if (parts.length === 1) return parts[0].slice();
+  let total = 0;
+  for (const p of parts) total += p.length;
+  return concatBytes(parts, total);
 }
 
 /** Bytes of an ASCII/UTF-8 string. */

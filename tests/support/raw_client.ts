@@ -1,5 +1,8 @@
 // Test support: a raw TCP WebSocket client that sends exactly the bytes a test asks for —
 // any upgrade request, any masked frame — and reads back the HTTP head, frames and TCP end.
+// The one raw client, client-frame encoder and Close-body builder of the test suite.
+
+import { concat } from "./feed.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -20,6 +23,21 @@ export interface HttpResponse {
   readonly headers: Map<string, string>;
   /** Bytes received after the head (a body, or the first frames). */
   readonly rest: Uint8Array;
+  /** A refusal's body as text ("" after a 101). */
+  readonly body: string;
+}
+
+/** What `RawClient.handshake` sends: a valid upgrade for `path`, with extra headers. */
+export interface HandshakeOptions {
+  readonly path?: string;
+  /** Extra or replaced header lines (null removes one), e.g. { Origin: "https://a.example" }. */
+  readonly headers?: Record<string, string | null>;
+}
+
+/** A raw connection and the server's answer to its upgrade request. */
+export interface Handshake {
+  readonly client: RawClient;
+  readonly res: HttpResponse;
 }
 
 /** What to put in a client frame; anything may be wrong on purpose. */
@@ -39,6 +57,8 @@ export interface FrameSpec {
 }
 
 const DEFAULT_MASK = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);
+const PING_OPCODE = 0x9;
+const PONG_OPCODE = 0xa;
 
 /** Encodes one client frame (masked unless told otherwise). Returns a new array. */
 export function clientFrame(spec: FrameSpec): Uint8Array {
@@ -134,7 +154,7 @@ export class ReadTimeout extends Error {
 /** One raw TCP connection to the server, with a read buffer. */
 export class RawClient {
   readonly conn: Deno.TcpConn;
-  #buf = new Uint8Array(0);
+  #buf: Uint8Array = new Uint8Array(0);
   #eof = false;
   #closed = false;
   #roundTrips = 0;
@@ -148,16 +168,37 @@ export class RawClient {
     return new RawClient(await Deno.connect({ hostname, port }));
   }
 
-  /** Connects and completes a valid handshake; fails the test if the server refuses. */
-  static async open(port: number, path = "/"): Promise<RawClient> {
-    const c = await RawClient.connect(port);
-    await c.write(upgradeRequest({ path }));
-    const res = await c.readResponse();
+  /**
+   * Connects and sends a valid upgrade request (with `options`), and reads the answer, whatever
+   * it is. After a refusal the caller still owns `client` and closes it.
+   */
+  static async handshake(port: number, options: HandshakeOptions = {}): Promise<Handshake> {
+    const client = await RawClient.connect(port);
+    try {
+      await client.write(upgradeRequest(options));
+      return { client, res: await client.readResponse() };
+    } catch (e) {
+      client.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Connects and completes a valid handshake; fails the test if the server refuses. With
+   * `roundTrip`, also waits for a pong: the server has then registered the connection (it
+   * writes the 101 before it does), so a broadcast sent next reaches it.
+   */
+  static async open(
+    port: number,
+    options: HandshakeOptions & { roundTrip?: boolean } = {},
+  ): Promise<RawClient> {
+    const { client, res } = await RawClient.handshake(port, options);
     if (res.status !== 101) {
-      c.close();
+      client.close();
       throw new Error(`handshake refused: ${res.statusLine}`);
     }
-    return c;
+    if (options.roundTrip) await client.roundTrip();
+    return client;
   }
 
   /** Bytes received and not consumed yet. */
@@ -176,13 +217,16 @@ export class RawClient {
     return this.write(clientFrame(spec));
   }
 
-  /** Sends a ping and reads up to its pong: the server has processed everything sent before. */
+  /**
+   * Sends a ping and reads up to its pong: the server has processed everything sent before.
+   * Frames that arrive before the pong are discarded.
+   */
   async roundTrip(timeoutMs = 5000): Promise<void> {
     const payload = `rt${++this.#roundTrips}`;
-    await this.sendFrame({ opcode: 0x9, payload });
+    await this.sendFrame({ opcode: PING_OPCODE, payload });
     for (;;) {
       const frame = await this.readFrame(timeoutMs);
-      if (frame.opcode === 0xa && decoder.decode(frame.payload) === payload) return;
+      if (frame.opcode === PONG_OPCODE && decoder.decode(frame.payload) === payload) return;
     }
   }
 
@@ -221,10 +265,7 @@ export class RawClient {
       this.#eof = true;
       return false;
     }
-    const joined = new Uint8Array(this.#buf.length + got.length);
-    joined.set(this.#buf);
-    joined.set(got, this.#buf.length);
-    this.#buf = joined;
+    this.#buf = concat([this.#buf, got]);
     return true;
   }
 
@@ -238,6 +279,21 @@ export class RawClient {
     const out = this.#buf.slice(0, count);
     this.#buf = this.#buf.subarray(count);
     return out;
+  }
+
+  /**
+   * Reads frames until one that is not a ping or pong, and returns it. Pings are answered, as
+   * a client must (RFC 6455 §5.5.2): a test that outlasts --ping-interval is not dropped.
+   */
+  async readMessageFrame(timeoutMs = 5000): Promise<ServerFrame> {
+    for (;;) {
+      const frame = await this.readFrame(timeoutMs);
+      if (frame.opcode === PING_OPCODE) {
+        await this.sendFrame({ opcode: PONG_OPCODE, payload: frame.payload });
+      } else if (frame.opcode !== PONG_OPCODE) {
+        return frame;
+      }
+    }
   }
 
   /** Reads an HTTP response head (and, when Content-Length says so, its body into `rest`). */
@@ -259,7 +315,8 @@ export class RawClient {
     const length = Number(headers.get("content-length") ?? 0);
     if (status !== 101 && length > 0) await this.#need(length, timeoutMs);
     const rest = status !== 101 ? this.#take(length) : this.#buf.slice();
-    return { status, statusLine, headers, rest };
+    const body = status !== 101 ? decoder.decode(rest) : "";
+    return { status, statusLine, headers, rest, body };
   }
 
   /** Reads one frame from the server. Throws ConnectionClosed if TCP ends first. */

@@ -172,10 +172,15 @@ export async function writeFifo(fifo: string, data: string | Uint8Array): Promis
     stderr: "piped",
   }).spawn();
   const writer = child.stdin.getWriter();
-  await writer.write(typeof data === "string" ? new TextEncoder().encode(data) : data);
-  await writer.close();
-  const out = await child.output();
-  if (!out.success) throw new Error(`writing ${fifo} failed: ${decoder.decode(out.stderr)}`);
+  // A writer that dies early (its FIFO lost its reader) fails the write with BrokenPipe: keep
+  // that as a value, so the error below names the writer's own complaint.
+  const fed = writer.write(typeof data === "string" ? new TextEncoder().encode(data) : data)
+    .then(() => writer.close()).then(() => null, (e: unknown) => e);
+  const [out, feedError] = await Promise.all([child.output(), fed]);
+  if (!out.success || feedError !== null) {
+    const why = decoder.decode(out.stderr).trim() || String(feedError);
+    throw new Error(`writing ${fifo} failed (writer exit ${out.code}): ${why}`);
+  }
 }
 
 async function run(cmd: string, args: string[]): Promise<void> {
@@ -184,11 +189,29 @@ async function run(cmd: string, args: string[]): Promise<void> {
 }
 
 /** Runs `body` against a fresh server started with `args`, and stops the server afterwards. */
-export async function withServer(
+export function withServer(
   args: readonly string[],
   body: (server: ServerProcess) => Promise<void>,
 ): Promise<void> {
-  const server = await startServer({ args });
+  return withStarted({ args }, body);
+}
+
+/**
+ * Runs `body` against a fresh server running the `echo` example (and `options`: their `args`
+ * come after "echo"), and stops the server afterwards.
+ */
+export function withEcho(
+  body: (server: ServerProcess) => Promise<void>,
+  options: StartOptions = {},
+): Promise<void> {
+  return withStarted({ ...options, args: ["echo", ...(options.args ?? [])] }, body);
+}
+
+async function withStarted(
+  options: StartOptions,
+  body: (server: ServerProcess) => Promise<void>,
+): Promise<void> {
+  const server = await startServer(options);
   try {
     await body(server);
   } finally {
