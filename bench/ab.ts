@@ -8,12 +8,14 @@
 //
 //   deno run --allow-all bench/ab.ts --ab <dirA>,<dirB> [--reps N] [--workloads w1k,w10k,w2]
 //                                   [--budget-min M] [--quick] [--out FILE]
+//   deno run --allow-all bench/ab.ts --report FILE      (the table again, from a saved run)
 
 import { parseArgs } from "node:util";
 import {
   buildLoadgen,
   fileLimit,
   fmt,
+  median,
   METRICS,
   oneRun,
   OUT,
@@ -39,9 +41,57 @@ function withCpuPerMessage(r: Result): Result {
   return rate > 0 && cpu >= 0 ? { ...r, serverNsPerMsg: cpu * 1e9 / rate } : r;
 }
 
+/**
+ * The pairs' own ratios B/A (a pair is one A run and the B run right after it, under about the
+ * same load): their median, and in how many pairs B did worse.
+ */
+function paired(
+  pairs: { a: Result; b: Result }[],
+  m: { key: string; higherIsBetter: boolean },
+): string {
+  const ratios = pairs.filter((p) => p.a.ok === true && p.b.ok === true)
+    .map((p) => Number(p.b[m.key]) / Number(p.a[m.key])).filter(Number.isFinite);
+  if (ratios.length === 0) return "–";
+  const worse = ratios.filter((r) => m.higherIsBetter ? r < 1 : r > 1).length;
+  return `${median(ratios).toFixed(3)}, B worse in ${worse}/${ratios.length}`;
+}
+
 function cell(s: Summary | null, unit: string): string {
   const f = (v: number) => unit === "ns" ? v.toFixed(0) : fmt(v, unit);
   return s ? `${f(s.median)} (${f(s.min)}–${f(s.max)})` : "–";
+}
+
+/** Prints the A/B table: per metric, each side's median (min–max) and the ratios B/A. */
+function report(dirs: string[], results: Record<string, Record<Side, Result[]>>): void {
+  const rows = [[
+    "metric",
+    "A median (min–max)",
+    "B median (min–max)",
+    "B/A of medians",
+    "paired B/A (median), pairs where B is worse",
+  ]];
+  const keys = [
+    ...METRICS.filter((m) => results[m.workload]),
+    ...Object.keys(results).map((id) => ({
+      workload: id,
+      key: "serverNsPerMsg",
+      label: id,
+      unit: "ns",
+      higherIsBetter: false,
+    })),
+  ];
+  for (const m of keys) {
+    const [a, b] = SIDES.map((s) => summarize(results[m.workload][s], m.key));
+    const ratio = a && b ? `${(b.median / a.median).toFixed(3)}` : "–";
+    const label = m.key === "serverNsPerMsg"
+      ? `${m.workload} server CPU per msg (ns)`
+      : `${m.label} (${m.unit})`;
+    const byRep = results[m.workload];
+    const pairs = byRep.A.map((r, i) => ({ a: r, b: byRep.B[i] })).filter((p) => p.b);
+    rows.push([label, cell(a, m.unit), cell(b, m.unit), ratio, paired(pairs, m)]);
+  }
+  console.log(`\nA = ${dirs[0]}\nB = ${dirs[1]}`);
+  console.log(table(rows));
 }
 
 async function main(): Promise<void> {
@@ -54,8 +104,14 @@ async function main(): Promise<void> {
       "budget-min": { type: "string" },
       quick: { type: "boolean", default: false },
       out: { type: "string" },
+      report: { type: "string" },
     },
   });
+  if (values.report) {
+    const saved = JSON.parse(await Deno.readTextFile(values.report));
+    report(saved.dirs, saved.results);
+    return;
+  }
   const dirs = (values.ab ?? "").split(",").map((d) => d.replace(/\/$/, ""));
   if (dirs.length !== 2 || dirs.some((d) => d === "")) {
     console.error("ab: --ab needs two checkouts, as --ab <dirA>,<dirB>");
@@ -113,21 +169,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const rows = [["metric", "A median (min–max)", "B median (min–max)", "B/A", "n A/B"]];
-  const keys = [
-    ...METRICS.filter((m) => workloads.some((w) => w.id === m.workload)),
-    ...workloads.map((w) => ({ workload: w.id, key: "serverNsPerMsg", label: w.id, unit: "ns" })),
-  ];
-  for (const m of keys) {
-    const [a, b] = SIDES.map((s) => summarize(results[m.workload][s], m.key));
-    const ratio = a && b ? `${(b.median / a.median).toFixed(3)}` : "–";
-    const label = m.key === "serverNsPerMsg"
-      ? `${m.workload} server CPU per msg (ns)`
-      : `${m.label} (${m.unit})`;
-    rows.push([label, cell(a, m.unit), cell(b, m.unit), ratio, `${a?.n ?? 0}/${b?.n ?? 0}`]);
-  }
-  console.log(`\nA = ${dirs[0]}\nB = ${dirs[1]}`);
-  console.log(table(rows));
+  report(dirs, results);
   console.log(`results written to ${file}`);
 }
 
