@@ -8,6 +8,7 @@
 //
 //   deno run --allow-all bench/ab.ts --ab <dirA>,<dirB> [--reps N] [--workloads w1k,w10k,w2]
 //                                   [--budget-min M] [--quick] [--out FILE]
+//                                   [--loadgen-extra "--seconds 10"]
 //   deno run --allow-all bench/ab.ts --report FILE      (the table again, from a saved run)
 
 import { parseArgs } from "node:util";
@@ -105,6 +106,7 @@ async function main(): Promise<void> {
       quick: { type: "boolean", default: false },
       out: { type: "string" },
       report: { type: "string" },
+      "loadgen-extra": { type: "string", default: "" },
     },
   });
   if (values.report) {
@@ -120,10 +122,12 @@ async function main(): Promise<void> {
   const peers = { A: pushPeer(dirs[0], `A ${dirs[0]}`), B: pushPeer(dirs[1], `B ${dirs[1]}`) };
   const reps = Number(values.reps);
   const budgetMs = values["budget-min"] ? Number(values["budget-min"]) * 60_000 : Infinity;
+  // Appended to each workload's load generator arguments; a later option wins there.
+  const extra = values["loadgen-extra"]!.split(" ").filter((a) => a !== "");
   const workloads = values.workloads!.split(",").map((id) => {
     const w = WORKLOADS.find((x) => x.id === id);
     if (!w) throw new Error(`unknown workload ${id}; known: ${WORKLOADS.map((x) => x.id)}`);
-    return w;
+    return { ...w, args: (quick: boolean) => [...w.args(quick), ...extra] };
   });
   await buildLoadgen();
   const limit = fileLimit();
