@@ -8,7 +8,7 @@
 //
 //   deno run --allow-all bench/ab.ts --ab <dirA>,<dirB> [--reps N] [--workloads w1k,w10k,w2]
 //                                   [--budget-min M] [--quick] [--out FILE]
-//                                   [--loadgen-extra "--seconds 10"]
+//                                   [--loadgen-extra="--seconds 10"]  (with "=": it starts with a dash)
 //   deno run --allow-all bench/ab.ts --report FILE      (the table again, from a saved run)
 
 import { parseArgs } from "node:util";
