@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-const OUT = `${ROOT}/bench/out`;
+export const OUT = `${ROOT}/bench/out`;
 const NODE_MODULES = `${OUT}/node_modules`;
 /** Peers' npm packages, pinned; installed into bench/out by the driver. */
 const NPM_PACKAGES = [
@@ -22,14 +22,14 @@ const LOADGEN_CORE = "1";
 const START_TIMEOUT_MS = 20_000;
 const RUN_TIMEOUT_S = 60;
 
-interface Workload {
+export interface Workload {
   readonly id: string;
   readonly title: string;
   readonly args: (quick: boolean) => string[];
   readonly clients: number;
 }
 
-const WORKLOADS: readonly Workload[] = [
+export const WORKLOADS: readonly Workload[] = [
   {
     id: "w1k",
     title: "W1 burst, 1,000 clients, 500 lines of 100 B",
@@ -74,7 +74,7 @@ const WORKLOADS: readonly Workload[] = [
   },
 ];
 
-interface Peer {
+export interface Peer {
   readonly id: string;
   readonly name: string;
   /** The command (without taskset) for a server reading `fifo`, or a reason it cannot run. */
@@ -88,17 +88,22 @@ const BUN = [`${NODE_MODULES}/bun/bin/bun.exe`, `${NODE_MODULES}/@oven/bun-linux
   .find(exists) ?? `${NODE_MODULES}/bun/bin/bun.exe`;
 const UWS_DIR = `${NODE_MODULES}/@trufflesuite/uws-js-unofficial/dist`;
 
-const PEERS: readonly Peer[] = [
-  {
+/** push-server as checked out in `root` (its main.ts with its examples/echo.ts handlers). */
+export function pushPeer(root: string, name = "push-server"): Peer {
+  return {
     id: "push",
-    name: "push-server",
+    name,
     ready: /listening on [^:]+:(\d+)/,
     command: (fifo) => [
       Deno.execPath(),
-      ...["run", "--quiet", "--allow-net", "--allow-read", `${ROOT}/main.ts`],
-      ...["--port", "0", "--fifo", fifo, "--log-level", "info", `${ROOT}/examples/echo.ts`],
+      ...["run", "--quiet", "--allow-net", "--allow-read", `${root}/main.ts`],
+      ...["--port", "0", "--fifo", fifo, "--log-level", "info", `${root}/examples/echo.ts`],
     ],
-  },
+  };
+}
+
+const PEERS: readonly Peer[] = [
+  pushPeer(ROOT),
   {
     id: "deno",
     name: "Deno.upgradeWebSocket",
@@ -140,7 +145,7 @@ const PEERS: readonly Peer[] = [
 ];
 
 /** Which value of a result a table row shows, and whether more is better. */
-interface Metric {
+export interface Metric {
   readonly workload: string;
   readonly key: string;
   readonly label: string;
@@ -148,7 +153,7 @@ interface Metric {
   readonly higherIsBetter: boolean;
 }
 
-const METRICS: readonly Metric[] = [
+export const METRICS: readonly Metric[] = [
   {
     workload: "w1k",
     key: "msgPerSec",
@@ -201,7 +206,7 @@ const METRICS: readonly Metric[] = [
   },
 ];
 
-type Result = Record<string, number | string | boolean>;
+export type Result = Record<string, number | string | boolean>;
 
 function which(cmd: string): boolean {
   try {
@@ -227,7 +232,8 @@ async function run(cmd: string, args: string[]): Promise<{ ok: boolean; out: str
   return { ok: r.success, out: text };
 }
 
-async function prepare(): Promise<void> {
+/** Compiles bench/loadgen.c into bench/out/loadgen when the binary is missing or older. */
+export async function buildLoadgen(): Promise<void> {
   await Deno.mkdir(OUT, { recursive: true });
   const bin = `${OUT}/loadgen`;
   const src = `${ROOT}/bench/loadgen.c`;
@@ -235,6 +241,10 @@ async function prepare(): Promise<void> {
     const r = await run("gcc", ["-O2", "-Wall", "-o", bin, src]);
     if (!r.ok) throw new Error(`gcc failed:\n${r.out}`);
   }
+}
+
+async function prepare(): Promise<void> {
+  await buildLoadgen();
   const missing = NPM_PACKAGES.filter((spec) => {
     const name = spec.slice(0, spec.lastIndexOf("@"));
     return !exists(`${NODE_MODULES}/${name}/package.json`);
@@ -253,7 +263,7 @@ async function prepare(): Promise<void> {
 }
 
 /** Hard limit on open files, which each server and the load generator raise to. */
-function fileLimit(): number {
+export function fileLimit(): number {
   const r = new Deno.Command("sh", { args: ["-c", "ulimit -Hn"], stdout: "piped" }).outputSync();
   const text = new TextDecoder().decode(r.stdout).trim();
   return text === "unlimited" ? 1 << 20 : Number(text);
@@ -335,7 +345,12 @@ async function runLoadgen(args: string[], limit: number): Promise<Result> {
   }
 }
 
-async function oneRun(peer: Peer, w: Workload, quick: boolean, limit: number): Promise<Result> {
+export async function oneRun(
+  peer: Peer,
+  w: Workload,
+  quick: boolean,
+  limit: number,
+): Promise<Result> {
   const dir = await Deno.makeTempDir({ dir: OUT, prefix: "run-" });
   const fifo = `${dir}/push.fifo`;
   try {
@@ -359,15 +374,15 @@ async function oneRun(peer: Peer, w: Workload, quick: boolean, limit: number): P
   }
 }
 
-class SkipPeer extends Error {}
+export class SkipPeer extends Error {}
 
-function median(values: number[]): number {
+export function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
-function fmt(v: number, unit: string): string {
+export function fmt(v: number, unit: string): string {
   if (!Number.isFinite(v)) return "–";
   if (unit === "ms" || unit === "KB") return v.toFixed(v < 10 ? 2 : 1);
   if (v >= 1e6) return `${(v / 1e6).toFixed(2)}M`;
@@ -376,14 +391,14 @@ function fmt(v: number, unit: string): string {
   return v.toFixed(0);
 }
 
-interface Summary {
+export interface Summary {
   median: number;
   min: number;
   max: number;
   n: number;
 }
 
-function summarize(results: Result[], key: string): Summary | null {
+export function summarize(results: Result[], key: string): Summary | null {
   const values = results.filter((r) => r.ok === true).map((r) => Number(r[key]));
   if (values.length === 0) return null;
   return {
@@ -394,7 +409,7 @@ function summarize(results: Result[], key: string): Summary | null {
   };
 }
 
-function table(rows: string[][]): string {
+export function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
   const sep = `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`;
