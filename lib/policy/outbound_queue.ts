@@ -33,17 +33,10 @@ export class SharedBytes {
   }
 }
 
-/** One entry: whole frames, as parts (a header and its payload may be apart). */
+/** One entry: whole frames, as parts (a header and its payload may be apart). A SharedBytes is
+ * its own entry (no allocation per queue on the broadcast path). */
 interface Entry {
   readonly parts: readonly Uint8Array[];
-  readonly size: number;
-  readonly shared: SharedBytes | null;
-}
-
-/** What to write next, and what it releases once written (or dropped). */
-export interface WriteUnit {
-  /** Written in order; a large frame keeps its payload apart from its header (no copy). */
-  readonly chunks: readonly Uint8Array[];
   readonly size: number;
 }
 
@@ -58,7 +51,7 @@ export class OutboundQueue {
   #private = 0;
   /** The unit being written, and the shared records it holds until then. */
   #inFlight = 0;
-  #inFlightShared: SharedBytes[] = [];
+  readonly #inFlightShared: SharedBytes[] = [];
 
   /** Bytes queued and not yet written, the unit in flight included. */
   get size(): number {
@@ -77,7 +70,7 @@ export class OutboundQueue {
 
   /** Queues whole frames that belong to this connection alone. */
   push(parts: readonly Uint8Array[], size: number): void {
-    this.#entries.push({ parts, size, shared: null });
+    this.#entries.push({ parts, size });
     this.#queued += size;
     this.#private += size;
   }
@@ -85,16 +78,17 @@ export class OutboundQueue {
   /** Queues frames shared with other connections; they are held until written or dropped. */
   pushShared(shared: SharedBytes): void {
     shared.hold();
-    this.#entries.push({ parts: shared.parts, size: shared.size, shared });
+    this.#entries.push(shared);
     this.#queued += shared.size;
   }
 
   /**
-   * Takes the next write unit: an entry of COALESCE_LIMIT or more alone, its parts as they are;
-   * otherwise as many following entries as fit, copied into one chunk. Call `written()` once
-   * it is written. Returns null when nothing is pending.
+   * Takes the next write: an entry of COALESCE_LIMIT or more alone, its parts as they are (a
+   * large frame keeps its payload apart from its header, no copy); otherwise as many following
+   * entries as fit, copied into one chunk. Write the chunks in order, then call `written()`.
+   * Returns null when nothing is pending.
    */
-  take(): WriteUnit | null {
+  take(): readonly Uint8Array[] | null {
     if (!this.hasPending) return null;
     const entries = this.#entries;
     let end = this.#head + 1;
@@ -115,7 +109,7 @@ export class OutboundQueue {
     }
     this.#queued -= size;
     this.#inFlight = size;
-    return { chunks, size };
+    return chunks;
   }
 
   /** The unit taken last is written (or abandoned): its shared bytes are released. */
@@ -123,8 +117,8 @@ export class OutboundQueue {
     this.#inFlight = 0;
     const held = this.#inFlightShared;
     if (held.length === 0) return;
-    this.#inFlightShared = [];
     for (const s of held) s.release();
+    held.length = 0;
   }
 
   /**
@@ -135,7 +129,7 @@ export class OutboundQueue {
     const dropped = this.#queued;
     for (let i = this.#head; i < this.#entries.length; i++) {
       const e = this.#entries[i];
-      if (e.shared) e.shared.release();
+      if (e instanceof SharedBytes) e.release();
     }
     this.#entries = [];
     this.#head = 0;
@@ -145,7 +139,7 @@ export class OutboundQueue {
   }
 
   #settle(entry: Entry): void {
-    if (entry.shared) this.#inFlightShared.push(entry.shared);
+    if (entry instanceof SharedBytes) this.#inFlightShared.push(entry);
     else this.#private -= entry.size;
   }
 }

@@ -553,11 +553,11 @@ export class ClientConnection implements Connection {
       for (;;) {
         // Frames sent while a write was in flight may still sit in the batch.
         this.#seal();
-        const unit = this.#queue.take();
-        if (!unit) break;
+        const chunks = this.#queue.take();
+        if (!chunks) break;
         this.#writeStartedAt = this.#host.now();
         try {
-          for (const chunk of unit.chunks) await this.#writeAll(chunk);
+          for (const chunk of chunks) await this.#writeAll(chunk);
         } finally {
           this.#writeStartedAt = 0;
           this.#queue.written();

@@ -108,6 +108,8 @@ export class PushServer implements Server, ConnectionHost {
       log,
       upgradeTimeout: options.upgradeTimeout,
       stats: this.stats,
+      // Durations feed the /metrics histogram: measured only when something can scrape it.
+      timed: options.adminListen !== undefined,
     });
   }
 

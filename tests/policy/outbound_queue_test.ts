@@ -36,13 +36,13 @@ Deno.test("a frame whose payload is queued apart from its header is written whol
     q.push(big, sizeOf(big));
     q.push(frameOf(10, 3), 12);
     const unit = q.take()!;
-    written.push(...unit.chunks);
+    written.push(...unit);
     // The connection is closed as a slow consumer while this unit is in flight.
     q.dropPending();
     q.written();
     let more = q.take();
     while (more) {
-      written.push(...more.chunks);
+      written.push(...more);
       q.written();
       more = q.take();
     }
@@ -63,11 +63,11 @@ Deno.test("small entries are coalesced into one write up to COALESCE_LIMIT; a la
   const big = [new Uint8Array(4), new Uint8Array(COALESCE_LIMIT)];
   q.push(big, COALESCE_LIMIT + 4);
   const first = q.take()!;
-  assert.equal(first.chunks.length, 1);
-  assert.equal(first.size, 400);
+  assert.equal(first.length, 1);
+  assert.equal(first[0].length, 400);
   q.written();
   const second = q.take()!;
-  assert.equal(second.chunks, big, "the large entry's parts, not a copy");
+  assert.equal(second, big, "the large entry's parts, not a copy");
   q.written();
   assert.equal(q.take(), null);
   assert.equal(q.size, 0);
