@@ -372,6 +372,9 @@ export class PushServer implements Server, ConnectionHost {
       );
     } else if (f.kind === "pong-timeout") {
       this.log.debug(`connection ${conn.id}: no pong within ${this.options.pongTimeout} ms`);
+    } else if (f.kind === "handshake-timeout" || f.kind === "close-timeout") {
+      const which = f.kind === "handshake-timeout" ? "opening" : "closing";
+      this.log.debug(`connection ${conn.id}: ${which} handshake timed out; TCP dropped`);
     } else {
       this.log.debug(`connection ${conn.id}: ${f.kind}: ${f.reason}`);
     }
@@ -452,7 +455,8 @@ export class PushServer implements Server, ConnectionHost {
       }
     }
     this.#hub.flush();
-    this.#hub.enforceBudget();
+    // The full check runs on the shared timer; per read only when broadcasts crowd the budget.
+    this.#hub.enforceBudgetIfNear();
     await this.#flowControl();
   }
 

@@ -14,6 +14,12 @@ function recordCloses(): { handlers: Handlers; closes: Map<number, CloseInfo> } 
 }
 
 const inProcess = { sanitizeOps: false, sanitizeResources: false };
+
+/** Waits until `done()` (the server's close handlers run just after its sockets close). */
+async function until(done: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+}
 const decoder = new TextDecoder();
 
 /** Writes `count` numbered lines of `size` bytes into the FIFO, in 64 KiB writes. */
@@ -81,6 +87,7 @@ Deno.test({
         for (const s of slow) assert.equal(await s.closedWithin(10_000), true);
         const closed = lines.filter((l) => /closed as a slow consumer/.test(l)).length;
         assert.equal(closed, SLOW, "every never-reader, and no reader");
+        await until(() => closes.size === SLOW);
         const codes = [...closes.values()].map((c) => c.code);
         assert.deepStrictEqual(codes, Array(SLOW).fill(4000));
       } finally {
@@ -117,6 +124,7 @@ Deno.test({
         await writing;
         await waitForLog(/over --max-queue-total/);
         for (const s of slow) assert.equal(await s.closedWithin(10_000), true);
+        await until(() => closes.size === 3);
         assert.deepStrictEqual([...closes.values()].map((c) => c.code), [4000, 4000, 4000]);
       } finally {
         for (const c of [...slow, reader]) c.close();
