@@ -88,6 +88,14 @@ export class Liveness {
     return "none";
   }
 
+  /**
+   * For how long, as of the last tick, output has waited with no write completing (0 when it
+   * has not): how the fan-out tells a client that stopped reading.
+   */
+  stalledFor(now: number): number {
+    return this.#stalledSince === 0 ? 0 : now - this.#stalledSince;
+  }
+
   #stalled(now: number, queued: boolean): boolean {
     const wrote = this.#wrote;
     this.#wrote = false;

@@ -130,8 +130,6 @@ export class ClientConnection implements Connection {
   #path: string | null = null;
   #query: URLSearchParams | null = null;
   #writing = false;
-  /** When the write in progress started (host clock), or 0 between writes. */
-  #writeStartedAt = 0;
   #noDelay = false;
   /** Whether the host already holds this connection in its list to flush this turn. */
   #flushQueued = false;
@@ -177,9 +175,9 @@ export class ClientConnection implements Connection {
     return this.#queue.privateSize + (batch.owner === this ? batch.length : 0);
   }
 
-  /** Whether a write has been waiting on the socket since before `now - ms`: the peer is not reading. */
+  /** Whether its output has waited over `ms` with no write completing: the peer is not reading. */
   isStalled(now: number, ms: number): boolean {
-    return this.#writeStartedAt !== 0 && now - this.#writeStartedAt > ms;
+    return this.#liveness.stalledFor(now) > ms;
   }
 
   get isOpen(): boolean {
@@ -555,11 +553,9 @@ export class ClientConnection implements Connection {
         this.#seal();
         const chunks = this.#queue.take();
         if (!chunks) break;
-        this.#writeStartedAt = this.#host.now();
         try {
           for (const chunk of chunks) await this.#writeAll(chunk);
         } finally {
-          this.#writeStartedAt = 0;
           this.#queue.written();
         }
         this.#liveness.wrote();
