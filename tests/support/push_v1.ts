@@ -41,7 +41,7 @@ export class PushV1Client {
       });
     });
     socket.addEventListener("message", (e) => {
-      this.#messages.push(JSON.parse(String(e.data)));
+      this.#messages.push(parseMessage(e.data));
       this.#wake?.();
     });
   }
@@ -118,6 +118,17 @@ export class PushV1Client {
     if (this.#closed === null) this.#socket.close();
     await this.closed;
   }
+}
+
+/** A frame that is not a JSON object breaks the protocol; it is kept as `{type: "not-json"}`. */
+function parseMessage(data: unknown): PushMessage {
+  try {
+    const value = JSON.parse(String(data));
+    if (typeof value === "object" && value !== null && !Array.isArray(value)) return value;
+  } catch {
+    // Kept below.
+  }
+  return { type: "not-json", text: String(data) };
 }
 
 /** Publications of `messages` as `data.n` numbers (the tests' payloads are `{n}`). */
