@@ -7,13 +7,19 @@ import assert from "node:assert/strict";
 import { toolFor } from "../support/tools.ts";
 import { PushV1Client, RestartableServer } from "../support/push_v1.ts";
 
-const php = toolFor("php", "examples/push.php against the real server (apt-get install -y php-cli)");
+const php = toolFor(
+  "php",
+  "examples/push.php against the real server (apt-get install -y php-cli)",
+);
 const HELPER = new URL("../../examples/push.php", import.meta.url).pathname;
 
 /** Runs PHP with push.php loaded; `body` returns an array printed as JSON. */
 async function runPhp(fifo: string, body: string): Promise<unknown> {
   const result = await new Deno.Command(php!, {
-    args: ["-r", `require ${JSON.stringify(HELPER)}; echo json_encode((function () { ${body} })());`],
+    args: [
+      "-r",
+      `require ${JSON.stringify(HELPER)}; echo json_encode((function () { ${body} })());`,
+    ],
     env: { PUSH_FIFO: fifo },
     stdout: "piped",
     stderr: "piped",
@@ -25,7 +31,8 @@ async function runPhp(fifo: string, body: string): Promise<unknown> {
 }
 
 Deno.test({
-  name: "push.php's lines arrive: publications on the subscribed channel, broadcasts on plain clients",
+  name:
+    "push.php's lines arrive: publications on the subscribed channel, broadcasts on plain clients",
   ignore: php === null,
   async fn() {
     const server = await RestartableServer.create();
