@@ -34,7 +34,7 @@ async function history(port: number, channel: string, last: number): Promise<num
 
 Deno.test({
   name:
-    "in Chromium, a page on two channels gets every accepted line once, in order, across kill -9",
+    "in Chromium through the real server, a page on two channels gets every accepted line once, in order, across kill -9",
   ignore: chromium === null,
   async fn() {
     const server = await RestartableServer.create();
