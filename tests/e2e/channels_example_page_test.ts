@@ -10,6 +10,8 @@ import { RestartableServer, tryWriteFifo } from "../support/push_v1.ts";
 const chromium = chromiumFor("examples/channels.html in Chromium");
 const PAGE = new URL("../../examples/channels.html", import.meta.url);
 const WAIT_MS = 15_000;
+/** The page keeps the client's default backoff: one reconnect delay is at most 30 s. */
+const RECONNECT_WAIT_MS = 40_000;
 
 function line(n: number): string {
   return JSON.stringify({ channel: "news", data: { n } }) + "\n";
@@ -50,7 +52,7 @@ Deno.test({
       assert.match(await text("#events li:first-child"), /reconnecting \(close 1006\)/);
       await server.start();
       assert.ok(await tryWriteFifo(server.fifo, line(3)));
-      await tab.locator("#publications li").nth(2).waitFor({ timeout: WAIT_MS });
+      await tab.locator("#publications li").nth(2).waitFor({ timeout: RECONNECT_WAIT_MS });
       assert.deepStrictEqual(await publications(), ['{"n":1}', '{"n":2}', '{"n":3}']);
       assert.equal(await text("#state"), "open");
       assert.ok(Number(await text("#reconnects")) >= 1);
