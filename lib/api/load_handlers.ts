@@ -7,7 +7,6 @@ import { describeError, displayUrl, errorMessage } from "./log.ts";
 /** Handlers files shipped with push-server, loadable by name (and embedded in the executable). */
 export const BUILTIN_HANDLERS: Readonly<Record<string, URL>> = {
   echo: new URL("../../examples/echo.ts", import.meta.url),
-  targeted: new URL("../../examples/targeted.ts", import.meta.url),
 };
 
 export type LoadResult =

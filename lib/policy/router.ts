@@ -8,6 +8,12 @@ import type { HttpRequest } from "../protocol/handshake.ts";
 export interface Resource {
   readonly contentType: string;
   readonly body: Uint8Array;
+  /**
+   * Whether pages of any origin may load it (`Access-Control-Allow-Origin: *`). A module script
+   * (`<script type="module">`, `import()`) is fetched in CORS mode, so a page of the web
+   * application's origin can load the browser client from push-server only with this header.
+   */
+  readonly crossOrigin?: boolean;
 }
 
 /** Where a request goes. */
@@ -45,6 +51,7 @@ export function resourceResponse(resource: Resource, headOnly = false): Uint8Arr
     "HTTP/1.1 200 OK\r\n" +
       `Content-Type: ${resource.contentType}\r\n` +
       `Content-Length: ${resource.body.length}\r\n` +
+      (resource.crossOrigin ? "Access-Control-Allow-Origin: *\r\n" : "") +
       "Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
   );
   if (headOnly) return head;

@@ -41,6 +41,13 @@ export interface ChannelHubIo<C> {
    * is a fresh array the server may keep.
    */
   fanOut(text: string, to: C[]): void;
+  /**
+   * Optional: queues several texts, in order, for every connection in `to`, framed ONCE into one
+   * shared buffer (as a FIFO read's plain lines are), so each connection takes one queue entry for
+   * the whole run. Used for a run of consecutive publications to one channel in a FIFO batch;
+   * without it, each publication goes through `fanOut`.
+   */
+  fanOutMany?(texts: string[], to: C[]): void;
   /** Closes a connection with a code from the close-code table. */
   close(conn: C, code: number, reason: string): void;
   /** Milliseconds, for history age (Date.now in the server, a counter in tests). */
@@ -100,6 +107,11 @@ export class ChannelHub<C> {
     this.#open.add(conn);
     if (user !== undefined) this.#users.subscribe(conn, user);
     this.#access?.open(conn, { now: this.#io.now(), identity: user });
+  }
+
+  /** How many push.v1 connections are open. */
+  get connectionCount(): number {
+    return this.#open.size;
   }
 
   /** Who is where, for handlers and presence queries; null without access. */
@@ -225,11 +237,22 @@ export class ChannelHub<C> {
     let next = 0;
     let broadcasts = 0;
     const dropped: string[] = [];
+    // Consecutive publications to one channel go out as one run; any other line ends the run,
+    // so every connection still sees everything in the order of the lines.
+    let run: Publication[] = [];
+    const endRun = () => {
+      if (run.length > 0) this.#fanOutRun(run);
+      run = [];
+    };
     for (const c of commands) {
+      if (c.kind !== "publish") endRun();
       switch (c.kind) {
-        case "publish":
-          this.#fanOut(pubs[next++]);
+        case "publish": {
+          const pub = pubs[next++];
+          if (run.length > 0 && run[0].channel !== pub.channel) endRun();
+          run.push(pub);
           break;
+        }
         case "broadcast":
           broadcast(c.text);
           broadcasts++;
@@ -254,6 +277,7 @@ export class ChannelHub<C> {
         }
       }
     }
+    endRun();
     return { published: pubs.length, broadcast: broadcasts, dropped };
   }
 
@@ -266,6 +290,24 @@ export class ChannelHub<C> {
     const pubs = this.#log.publish(items, this.#io.now());
     for (const pub of pubs) this.#fanOut(pub);
     return pubs;
+  }
+
+  /** Fans out publications of one channel, in offset order, through `fanOutMany` if offered. */
+  #fanOutRun(run: readonly Publication[]): void {
+    if (!this.#io.fanOutMany || run.length === 1) {
+      for (const pub of run) this.#fanOut(pub);
+      return;
+    }
+    const first = run[0].offset;
+    const whole: C[] = [];
+    for (const [conn, after] of this.#index.subscribers(run[0].channel)) {
+      if (after < first) whole.push(conn);
+      else {
+        // Its replay already reached into the run (the seam): only what comes after.
+        for (const pub of run) if (pub.offset > after) this.#io.send(conn, encodePublication(pub));
+      }
+    }
+    if (whole.length > 0) this.#io.fanOutMany(run.map(encodePublication), whole);
   }
 
   #fanOut(pub: Publication): void {

@@ -28,7 +28,12 @@ export async function publicResources(
   }
   try {
     const body = await Deno.readFile(CLIENT_LIBRARY);
-    resources.set("/push-client.js", { contentType: "text/javascript; charset=utf-8", body });
+    // Public code without credentials: any page may load it (the web application's own origin).
+    resources.set("/push-client.js", {
+      contentType: "text/javascript; charset=utf-8",
+      body,
+      crossOrigin: true,
+    });
   } catch {
     // Not shipped in this build: nothing is served at that path.
   }

@@ -468,18 +468,25 @@ export class PushServer implements Server, ConnectionHost {
     const lines = this.#pendingLines;
     if (lines.length === 0) return;
     this.#pendingLines = [];
+    // push.v1 speaks only JSON (lib/channels/PROTOCOL.md): plain lines go to the other clients.
+    const notPushV1 = (this.#channels?.connectionCount ?? 0) > 0
+      ? (conn: ClientConnection) => conn.protocol !== PUSH_SUBPROTOCOL
+      : undefined;
+    const sent = this.#hub.broadcast(this.#frameAll(lines), notPushV1);
+    this.stats.messagesOut += sent * lines.length;
+  }
+
+  /** Frames `texts` once, as one shared buffer when small enough (see #flushPendingLines). */
+  #frameAll(texts: readonly string[]): Uint8Array[] {
     const frames: Uint8Array[] = [];
     let total = 0;
-    for (const line of lines) {
-      for (const part of encodeTextFrame(line)) {
+    for (const text of texts) {
+      for (const part of encodeTextFrame(text)) {
         frames.push(part);
         total += part.length;
       }
     }
-    const sent = this.#hub.broadcast(
-      total <= SHARED_BATCH_LIMIT ? [concatBytes(frames, total)] : frames,
-    );
-    this.stats.messagesOut += sent * lines.length;
+    return total <= SHARED_BATCH_LIMIT ? [concatBytes(frames, total)] : frames;
   }
 
   /** Opens the channel history (SQLite in --state-dir, else memory) and the channel hub. */
@@ -504,6 +511,11 @@ export class PushServer implements Server, ConnectionHost {
         fanOut: (text, to) => {
           this.#flushPendingLines();
           this.stats.messagesOut += this.#hub.sendTo(encodeTextFrame(text), to);
+        },
+        // A run of publications to one channel: framed once into one buffer, one entry each.
+        fanOutMany: (texts, to) => {
+          this.#flushPendingLines();
+          this.stats.messagesOut += texts.length * this.#hub.sendTo(this.#frameAll(texts), to);
         },
         close: (conn, code, reason) => {
           this.#flushPendingLines();

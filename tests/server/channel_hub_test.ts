@@ -195,3 +195,35 @@ Deno.test("publish and subscribe from handlers throw on an invalid channel name 
   assert.equal(f.hub.publish("news", { a: 1 }), 1);
   assert.deepStrictEqual(pubs(f, "a"), [["news", 1]]);
 });
+
+Deno.test("with fanOutMany, a run of publications to one channel is fanned out once, in line order", () => {
+  const calls: string[] = [];
+  const f = fake({
+    fanOut(text, to) {
+      calls.push(`one ${JSON.parse(text).offset} to ${to.join(",")}`);
+      for (const conn of to) f.got.get(conn)!.push(JSON.parse(text));
+    },
+    fanOutMany(texts, to) {
+      calls.push(`many ${texts.map((t) => JSON.parse(t).offset).join(",")} to ${to.join(",")}`);
+      for (const conn of to) for (const t of texts) f.got.get(conn)!.push(JSON.parse(t));
+    },
+  });
+  for (const conn of ["a", "b"]) {
+    f.hub.open(conn);
+    f.hub.text(conn, '{"op":"subscribe","channels":{"news":{}}}');
+  }
+  const news = (n: number) => JSON.stringify({ channel: "news", data: n });
+  f.hub.fifoBatch(
+    [news(1), news(2), news(3), "hello", news(4), '{"channel":"sport","data":0}', news(5), news(6)],
+    (t) => calls.push(`broadcast ${t}`),
+  );
+  assert.deepStrictEqual(calls, [
+    "many 1,2,3 to a,b",
+    "broadcast hello",
+    "one 4 to a,b",
+    "many 5,6 to a,b",
+  ]);
+  for (const conn of ["a", "b"]) {
+    assert.deepStrictEqual(pubs(f, conn), [1, 2, 3, 4, 5, 6].map((n) => ["news", n]));
+  }
+});
