@@ -12,6 +12,7 @@ import { encodeFrameHeader, encodeTextFrame, MERGE_LIMIT, Opcode } from "./frame
 import type { DeflateParams } from "./permessage_deflate.ts";
 
 const encoder = new TextEncoder();
+const MAX_UTF8_PER_UNIT = 3;
 
 /**
  * One unmasked server frame (FIN, RSV1 set) carrying `compressed`, the output of
@@ -70,9 +71,9 @@ export class TextMessageFrames {
     const cached = this.#compressed.get(windowBits);
     if (cached !== undefined) return cached;
     let frames: Uint8Array[] | null = null;
-    // Every UTF-16 unit is at least one UTF-8 byte: a text shorter than the threshold in units
-    // is shorter in bytes too, and is never encoded here.
-    if (this.#text.length >= this.#threshold) {
+    // A UTF-16 unit takes at most 3 UTF-8 bytes: a text under a third of the threshold in units
+    // is under it in bytes too, and is not encoded here.
+    if (this.#text.length * MAX_UTF8_PER_UNIT >= this.#threshold) {
       const bytes = this.#bytes ??= encoder.encode(this.#text);
       if (bytes.length >= this.#threshold) {
         const options: CompressOptions = { level: this.#level, windowBits };

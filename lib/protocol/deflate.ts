@@ -132,7 +132,8 @@ export function inflateMessage(
     return failure("invalid_compressed_data", `invalid compressed data: ${errorText(e)}`);
   }
   if (data.length > limit) return tooBig(limit);
-  return { ok: true, data };
+  // A plain Uint8Array over zlib's Buffer, so callers see the type they asked for.
+  return { ok: true, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
 }
 
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
