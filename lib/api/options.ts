@@ -2,6 +2,7 @@
 // variables, and the one-line errors for bad values. Errors are values, never thrown.
 
 import { parseArgs } from "node:util";
+import { DEFAULT_COMPRESSION_LEVEL, DEFAULT_COMPRESSION_THRESHOLD } from "../protocol/deflate.ts";
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
 export const LOG_LEVELS: readonly LogLevel[] = ["error", "warn", "info", "debug"];
@@ -28,11 +29,17 @@ export interface Options {
   readonly allowedOrigins: readonly string[];
   readonly subprotocols: readonly string[];
   readonly trustedProxies: readonly string[];
+  /** permessage-deflate (RFC 7692) is negotiated with clients that offer it. */
+  readonly compression: boolean;
+  /** Messages under this many bytes are sent uncompressed. */
+  readonly compressionThreshold: number;
+  /** zlib compression level, 1 (fastest) to 9 (smallest). */
+  readonly compressionLevel: number;
   /** The handlers file, or undefined for the default broadcast. */
   readonly handlers: string | undefined;
 }
 
-type Kind = "string" | "port" | "duration" | "size" | "level" | "list";
+type Kind = "string" | "port" | "duration" | "size" | "level" | "list" | "switch" | "zlib-level";
 
 interface Spec {
   readonly key: keyof Options;
@@ -152,6 +159,30 @@ export const OPTION_SPECS: readonly Spec[] = [
     kind: "level",
     default: "info",
     help: "error, warn, info or debug",
+  },
+  {
+    key: "compression",
+    flag: "compression",
+    env: "PUSH_COMPRESSION",
+    kind: "switch",
+    default: "on",
+    help: "permessage-deflate with clients that offer it: on or off",
+  },
+  {
+    key: "compressionThreshold",
+    flag: "compression-threshold",
+    env: "PUSH_COMPRESSION_THRESHOLD",
+    kind: "size",
+    default: `${DEFAULT_COMPRESSION_THRESHOLD}B`,
+    help: "messages under this size are sent uncompressed",
+  },
+  {
+    key: "compressionLevel",
+    flag: "compression-level",
+    env: "PUSH_COMPRESSION_LEVEL",
+    kind: "zlib-level",
+    default: String(DEFAULT_COMPRESSION_LEVEL),
+    help: "zlib level, 1 (fastest) to 9 (smallest)",
   },
   {
     key: "allowedOrigins",
@@ -293,6 +324,10 @@ function describeBad(kind: Kind, value: string): string {
       return `${raw} is not a size in bytes (like 65536, 64KiB or 16MiB)`;
     case "level":
       return `${raw} is not a log level (${LOG_LEVELS.join(", ")})`;
+    case "switch":
+      return `${raw} is not on or off`;
+    case "zlib-level":
+      return `${raw} is not a compression level (1-9)`;
     default:
       return `${raw} is not valid`;
   }
@@ -315,6 +350,10 @@ function parseValue(kind: Kind, raw: string): unknown {
       return (LOG_LEVELS as readonly string[]).includes(raw) ? raw : undefined;
     case "list":
       return raw.split(",");
+    case "switch":
+      return raw === "on" ? true : raw === "off" ? false : undefined;
+    case "zlib-level":
+      return /^[1-9]$/.test(raw) ? Number(raw) : undefined;
   }
 }
 
