@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { deflateRawSync } from "node:zlib";
 import { WebSocket as WsClient } from "ws";
 import { CloseCode } from "../lib/protocol/close_codes.ts";
-import { encodeCompressedFrame, TextMessageFrames } from "../lib/protocol/compressed_frames.ts";
+import { encodeCompressedFrame, MessageFrames } from "../lib/protocol/compressed_frames.ts";
 import {
   compressedSizeLimit,
   compressMessage,
@@ -179,7 +179,7 @@ Deno.test("a compressed frame has FIN and RSV1 set, and the opcode of the messag
 
 Deno.test("a broadcast is compressed once per window size and framed once per form (RFC 7692 §7.1.1)", () => {
   const text = textOf(4096);
-  const frames = new TextMessageFrames(text);
+  const frames = new MessageFrames(text);
   const deflate = negotiateDeflate("permessage-deflate");
   const small = negotiateDeflate("permessage-deflate; server_max_window_bits=10");
   const eight = negotiateDeflate("permessage-deflate; server_max_window_bits=8");
@@ -199,15 +199,15 @@ Deno.test("a broadcast is compressed once per window size and framed once per fo
 
 Deno.test("below the threshold, or when deflate does not shrink it, a message goes out plain", () => {
   const deflate = negotiateDeflate("permessage-deflate");
-  const short = new TextMessageFrames(textOf(DEFAULT_COMPRESSION_THRESHOLD - 1));
+  const short = new MessageFrames(textOf(DEFAULT_COMPRESSION_THRESHOLD - 1));
   assert.equal(short.forConnection(deflate), short.plain());
   assert.equal(short.compressions, 0);
   let noise = "";
   for (let i = 0; i < 600; i++) noise += String.fromCharCode(33 + ((i * 2654435761) >>> 7) % 90);
-  const random = new TextMessageFrames(noise, { threshold: 0 });
+  const random = new MessageFrames(noise, { threshold: 0 });
   const raw = deflateRawSync(new TextEncoder().encode(noise), { level: 3 });
   if (raw.length >= noise.length) assert.equal(random.forConnection(deflate), random.plain());
-  const atThreshold = new TextMessageFrames(textOf(DEFAULT_COMPRESSION_THRESHOLD));
+  const atThreshold = new MessageFrames(textOf(DEFAULT_COMPRESSION_THRESHOLD));
   assert.notEqual(atThreshold.forConnection(deflate), atThreshold.plain());
 });
 

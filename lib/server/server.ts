@@ -25,9 +25,8 @@ import {
 import type { CodecEvent } from "../protocol/codec.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
 import type { Failure } from "../protocol/failures.ts";
-import { encodeFrame, encodeTextFrame, Opcode } from "../protocol/frame.ts";
+import { BroadcastFrames, type BroadcastSettings } from "../protocol/compressed_frames.ts";
 import type { HandshakeError, HttpRequest } from "../protocol/handshake.ts";
-import { concatBytes } from "../protocol/bytes.ts";
 import { FifoReader, type FifoState } from "../sources/fifo.ts";
 import { DEFAULT_LOG_LIMIT, LogLimiter } from "../policy/log_limiter.ts";
 import { ClientConnection, type ConnectionHost, type UpgradeAsked } from "./connection.ts";
@@ -148,13 +147,18 @@ export class PushServer implements Server, ConnectionHost {
   }
 
   broadcast(message: Message, filter?: (conn: Connection) => boolean): number {
-    // Encoded once: every client's queue holds the same bytes.
-    const frame = typeof message === "string"
-      ? encodeTextFrame(message)
-      : encodeFrame(Opcode.BINARY, message);
-    const sent = this.#hub.broadcast(frame, filter && ((conn) => this.#safeFilter(filter, conn)));
+    // Encoded once per form (plain, compressed): every client's queue holds the same bytes.
+    const frames = new BroadcastFrames([message], this.#compression());
+    const sent = this.#hub.broadcast(frames, filter && ((conn) => this.#safeFilter(filter, conn)));
     this.stats.messagesOut += sent;
+    this.stats.compressions += frames.compressions;
     return sent;
+  }
+
+  /** How broadcasts compress for permessage-deflate clients. */
+  #compression(): BroadcastSettings {
+    const o = this.options;
+    return { threshold: o.compressionThreshold, level: o.compressionLevel };
   }
 
   send(conn: Connection, message: Message): boolean {
@@ -382,18 +386,14 @@ export class PushServer implements Server, ConnectionHost {
    * buffer that every client's queue shares: one enqueue and one write per client per read.
    */
   #broadcastLines(lines: string[]): void {
-    const frames: Uint8Array[] = [];
-    let total = 0;
-    for (const line of lines) {
-      for (const part of encodeTextFrame(line)) {
-        frames.push(part);
-        total += part.length;
-      }
-    }
-    const sent = this.#hub.broadcast(
-      total <= SHARED_BATCH_LIMIT ? [concatBytes(frames, total)] : frames,
-    );
+    // Each line is compressed at most once, and each form (plain, compressed) joined once.
+    const frames = new BroadcastFrames(lines, {
+      ...this.#compression(),
+      joinLimit: SHARED_BATCH_LIMIT,
+    });
+    const sent = this.#hub.broadcast(frames);
     this.stats.messagesOut += sent * lines.length;
+    this.stats.compressions += frames.compressions;
   }
 
   /** Waits while most clients are behind (the server cannot keep up), at most FIFO_PAUSE_MS. */

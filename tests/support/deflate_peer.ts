@@ -1,9 +1,9 @@
 // Owns a minimal echo server for permessage-deflate interop tests: it negotiates with
 // negotiateDeflate, reads (possibly fragmented, compressed) client messages with inflateText,
-// and echoes each through TextMessageFrames. It records what arrived, frame by frame.
+// and echoes each through MessageFrames. It records what arrived, frame by frame.
 
 import { concatBytes } from "../../lib/protocol/bytes.ts";
-import { TextMessageFrames } from "../../lib/protocol/compressed_frames.ts";
+import { MessageFrames } from "../../lib/protocol/compressed_frames.ts";
 import { inflateMessage, inflateText } from "../../lib/protocol/deflate.ts";
 import {
   applyMask,
@@ -184,7 +184,7 @@ export class DeflateEchoServer {
       this.received.push({ text, rsv1, compressedBytes: compressed ? size : 0 });
       parts = [];
       rsv1 = [];
-      const frames = new TextMessageFrames(text, { threshold: this.#options.threshold ?? 0 });
+      const frames = new MessageFrames(text, { threshold: this.#options.threshold ?? 0 });
       const out = frames.forConnection(params);
       if (out !== frames.plain()) this.compressedEchoes++;
       for (const chunk of out) await writer.write(chunk);
