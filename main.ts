@@ -12,6 +12,7 @@ import { loadHandlers } from "./lib/api/load_handlers.ts";
 import { createLogger, errorMessage } from "./lib/api/log.ts";
 import { helpText, type Options, parseCommandLine } from "./lib/api/options.ts";
 import { publicResources } from "./lib/server/resources.ts";
+import type { TokenKeys } from "./lib/auth/token.ts";
 import { AdminListenError, PushServer } from "./lib/server/server.ts";
 import { VERSION } from "./lib/api/version.ts";
 
@@ -108,7 +109,8 @@ async function main(): Promise<void> {
   if (fifoError) die(fifoError.error);
 
   const resources = await publicResources(options);
-  const server = new PushServer(options, { handlers, log, resources });
+  const tokenKeys = await loadKeys(options);
+  const server = new PushServer(options, { handlers, log, resources, tokenKeys });
   try {
     await server.start();
   } catch (e) {
@@ -129,6 +131,19 @@ async function main(): Promise<void> {
   };
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
   Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+}
+
+/** The token keys from --token-secret / --token-public-key; undefined when tokens are off. */
+async function loadKeys(options: Options): Promise<TokenKeys | undefined> {
+  if (!options.tokenSecret && !options.tokenPublicKey) return undefined;
+  // Loaded only when tokens are on: npm:jose is needed only then.
+  const { loadTokenKeys } = await import("./lib/auth/keys.ts");
+  const loaded = await loadTokenKeys({
+    secret: options.tokenSecret,
+    publicKeyFile: options.tokenPublicKey,
+  });
+  if (loaded && !loaded.ok) die(loaded.message);
+  return loaded?.keys;
 }
 
 if (import.meta.main) await main();

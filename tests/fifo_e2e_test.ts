@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { RawClient } from "./support/raw_client.ts";
 import { type ServerProcess, withServer } from "./support/server_process.ts";
 
-const decoder = new TextDecoder("utf-8", { fatal: true });
+// Text is data: the test must not drop a leading U+FEFF either.
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const OPEN_LOG = /connection \d+ open from/;
 
 async function openClients(server: ServerProcess, count: number): Promise<RawClient[]> {
@@ -121,6 +122,23 @@ Deno.test("a final line without a newline is delivered when its writer closes", 
       assert.equal(await nextText(client), "no newline at the end");
       await server.writeFifo("next writer\n");
       assert.equal(await nextText(client), "next writer");
+    } finally {
+      client.close();
+    }
+  }));
+
+Deno.test("a FIFO line starting with U+FEFF reaches the client byte for byte", () =>
+  withServer([], async (server) => {
+    const [client] = await openClients(server, 1);
+    try {
+      // printf '\xef\xbb\xbfhi\n' > fifo, in octal so that any POSIX sh's printf takes it.
+      const out = await new Deno.Command("sh", {
+        args: ["-c", String.raw`printf '\357\273\277hi\n' > "$1"`, "sh", server.fifo],
+      }).output();
+      assert.ok(out.success);
+      const frame = await client.readFrame(10_000);
+      assert.deepStrictEqual([...frame.payload], [0xef, 0xbb, 0xbf, 0x68, 0x69]);
+      assert.equal(decoder.decode(frame.payload), "\uFEFFhi");
     } finally {
       client.close();
     }

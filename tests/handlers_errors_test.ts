@@ -143,11 +143,11 @@ Deno.test("an unknown export name gets one warning line, with a hint, and the se
   );
   const server = await startServer({ args: [file] });
   try {
-    const warnings = server.stderr().split("\n").filter((l) => l.startsWith("warn:"));
+    const warnings = server.stderr().split("\n").filter((l) => l.startsWith("warn: handlers file"));
     // A module namespace lists its exports in sorted order.
     assert.deepEqual(warnings, [
       `warn: handlers file ${file}: export 'VERSION' is not a handler name and is ignored ` +
-      "(known: upgrade, start, open, text, binary, ping, close, fifo, loop, shutdown)",
+      "(known: upgrade, start, open, text, binary, ping, close, subscribe, fifo, loop, shutdown)",
       `warn: handlers file ${file}: export 'onText' is not a handler name and is ignored ` +
       "(did you mean 'text'?)",
     ]);

@@ -12,7 +12,66 @@ interface Refusal {
   readonly request: string;
   readonly status: number;
   readonly headers?: Record<string, string>;
+  /** What the one-line body must say. */
+  readonly message?: RegExp;
 }
+
+/** A valid upgrade request with `lines` added at the end of its head, verbatim. */
+function withLines(...lines: string[]): string {
+  return upgradeRequest().replace(/\r\n\r\n$/, `\r\n${lines.join("\r\n")}\r\n\r\n`);
+}
+
+/** Requests that a proxy in front could read differently: each is refused with 400. */
+const SMUGGLING: readonly Refusal[] = [
+  {
+    name: "two Host lines get 400 (RFC 9112 §3.2)",
+    request: withLines("Host: other.example"),
+    status: 400,
+    message: /^More than one Host header\n$/,
+  },
+  {
+    name: "a Host that is not a host name gets 400 (RFC 9112 §3.2)",
+    request: upgradeRequest({ host: "evil.example/x" }),
+    status: 400,
+    message: /^Host is not a valid host name\n$/,
+  },
+  {
+    name: "two different Content-Length lines get 400 (RFC 9112 §6.3)",
+    request: withLines("Content-Length: 5", "Content-Length: 7"),
+    status: 400,
+    message: /^More than one Content-Length header\n$/,
+  },
+  ...["5, 7", "abc", "-1"].map((value) => ({
+    name: `Content-Length: ${value} gets 400 (RFC 9112 §6.3)`,
+    request: withLines(`Content-Length: ${value}`),
+    status: 400,
+    message: /^Content-Length is not a number\n$/,
+  })),
+  {
+    name: "an upgrade GET with a Content-Length body gets 400 (RFC 6455 §4.1)",
+    request: withLines("Content-Length: 5") + "hello",
+    status: 400,
+    message: /^A WebSocket upgrade cannot have a body\n$/,
+  },
+  {
+    name: "an upgrade GET with Transfer-Encoding gets 400 (RFC 6455 §4.1)",
+    request: withLines("Transfer-Encoding: chunked") + "0\r\n\r\n",
+    status: 400,
+    message: /^A WebSocket upgrade cannot have a body\n$/,
+  },
+  {
+    name: "a NUL in the request target gets 400 (RFC 9112 §3.2)",
+    request: upgradeRequest({ path: "/chat\x00admin" }),
+    status: 400,
+    message: /^Control character in the request target\n$/,
+  },
+  {
+    name: "a control character in a header value gets 400 (RFC 9110 §5.5)",
+    request: withLines("X-Note: a\x01b"),
+    status: 400,
+    message: /^Control character in the X-Note header\n$/,
+  },
+];
 
 const REFUSALS: readonly Refusal[] = [
   {
@@ -90,6 +149,7 @@ const REFUSALS: readonly Refusal[] = [
     status: 426,
     headers: { upgrade: "websocket" },
   },
+  ...SMUGGLING,
 ];
 
 Deno.test("handshake refusals from the real server", async (t) => {
@@ -110,6 +170,7 @@ Deno.test("handshake refusals from the real server", async (t) => {
           assert.match(res.headers.get("content-type") ?? "", /^text\/plain/);
           const body = decoder.decode(res.rest);
           assert.match(body, /^[^\n]+\n$/, `one-line body: ${JSON.stringify(body)}`);
+          if (r.message) assert.match(body, r.message);
           assert.equal(await client.closedWithin(3000), true, "the server closes TCP");
         } finally {
           client.close();
@@ -121,8 +182,37 @@ Deno.test("handshake refusals from the real server", async (t) => {
   }
 });
 
+Deno.test("requests a proxy could read differently get 400 when sent one byte per write (RFC 9112 §3.2, §6.3)", async (t) => {
+  const server = await startServer({ args: ["echo"] });
+  try {
+    for (const r of SMUGGLING) {
+      await t.step(r.name, async () => {
+        const client = await RawClient.connect(server.port);
+        try {
+          client.conn.setNoDelay(true);
+          const request = new TextEncoder().encode(r.request);
+          // The server may answer (and close) as soon as it has read the head.
+          for (let i = 0; i < request.length; i++) {
+            if (!(await client.write(request.subarray(i, i + 1)).then(() => true, () => false))) {
+              break;
+            }
+            if (i % 16 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+          }
+          const res = await client.readResponse();
+          assert.equal(res.status, 400, res.statusLine);
+          assert.match(decoder.decode(res.rest), r.message!);
+        } finally {
+          client.close();
+        }
+      });
+    }
+  } finally {
+    await server.stop();
+  }
+});
+
 Deno.test("a plain HTTP GET gets a one-line body saying this is a WebSocket server", async () => {
-  const server = await startServer();
+  const server = await startServer({ args: ["--page", "off"] });
   const client = await RawClient.connect(server.port);
   try {
     await client.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");

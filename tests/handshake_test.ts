@@ -222,6 +222,97 @@ Deno.test("folded header line is answered with 400 (RFC 9112 §5.2)", () => {
   assert.equal(readError(head(["GET / HTTP/1.1", "X-A: 1", "\tcontinued"])).status, 400);
 });
 
+// --- Requests a proxy could read differently: refused, never joined (RFC 9112 §3.2, §6.3) ---
+
+for (
+  const [name, lines, message] of [
+    ["two Host lines", ["Host: a", "Host: b"], /More than one Host header/],
+    ["two identical Host lines", ["Host: h", "host: h"], /More than one Host header/],
+    [
+      "two Content-Length lines that differ",
+      ["Content-Length: 5", "Content-Length: 7"],
+      /More than one Content-Length header/,
+    ],
+    [
+      "two identical Content-Length lines",
+      ["Content-Length: 0", "content-length: 0"],
+      /More than one Content-Length header/,
+    ],
+    ["a Content-Length list", ["Content-Length: 5, 7"], /Content-Length is not a number/],
+    ["a Content-Length of letters", ["Content-Length: abc"], /Content-Length is not a number/],
+    ["a negative Content-Length", ["Content-Length: -1"], /Content-Length is not a number/],
+    ["an empty Content-Length", ["Content-Length:"], /Content-Length is not a number/],
+    ["a signed Content-Length", ["Content-Length: +5"], /Content-Length is not a number/],
+  ] as const
+) {
+  Deno.test(`a request with ${name} is answered with 400 in any pieces (RFC 9112 §3.2, §6.3)`, () => {
+    const base = name.includes("Host") ? ["GET / HTTP/1.1"] : ["GET / HTTP/1.1", "Host: h"];
+    const error = readError(head([...base, ...lines]));
+    assert.equal(error.status, 400);
+    assert.match(error.message, message);
+  });
+}
+
+for (
+  const [name, target] of [
+    ["a NUL", "/a\x00b"],
+    ["a NUL at the end", "/chat\x00"],
+    ["a bare CR", "/a\rb"],
+    ["a TAB", "/a\tb"],
+    ["an ESC", "/\x1b[0m"],
+    ["a DEL", "/a\x7f"],
+  ]
+) {
+  Deno.test(`a request target with ${name} is answered with 400 (RFC 9112 §3.2)`, () => {
+    const error = readError(head([`GET ${target} HTTP/1.1`, "Host: h"]));
+    assert.equal(error.status, 400);
+    assert.equal(error.message, "Control character in the request target");
+  });
+}
+
+for (
+  const [name, value] of [
+    ["a NUL", "web\x00socket"],
+    ["a bare CR", "web\rsocket"],
+    ["a trailing bare CR", "websocket\r"],
+    ["a vertical tab at the edge", "websocket\x0b"],
+    ["a form feed", "\x0cwebsocket"],
+    ["a DEL", "websocket\x7f"],
+  ]
+) {
+  Deno.test(`a header value with ${name} is answered with 400 (RFC 9110 §5.5)`, () => {
+    const error = readError(head(["GET / HTTP/1.1", "Host: h", `Upgrade: ${value}`]));
+    assert.equal(error.status, 400);
+    assert.equal(error.message, "Control character in the Upgrade header");
+  });
+}
+
+for (const host of ["a b", "a/b", "a@b", "[::1", "h:80x", "a, b"]) {
+  Deno.test(`Host: ${host} is not a valid host and is answered with 400 (RFC 9112 §3.2)`, () => {
+    const error = readError(head(["GET / HTTP/1.1", `Host: ${host}`]));
+    assert.equal(error.status, 400);
+    assert.equal(error.message, "Host is not a valid host name");
+  });
+}
+
+Deno.test("Host names, IP literals and ports are accepted (RFC 9110 §7.2)", () => {
+  for (
+    const host of ["example.com", "127.0.0.1:8080", "[::1]:443", "xn--bcher-kva.example", "h:"]
+  ) {
+    assert.equal(readRequest(head(["GET / HTTP/1.1", `Host: ${host}`])).headers.get("host"), host);
+  }
+});
+
+Deno.test("an HTAB inside a header value is allowed; SP and HTAB around it are trimmed (RFC 9110 §5.5)", () => {
+  const req = readRequest(head(["GET / HTTP/1.1", "Host: h", "X-Tab: \t a\tb \t"]));
+  assert.equal(req.headers.get("x-tab"), "a\tb");
+});
+
+Deno.test("a single Content-Length of digits is read as given (RFC 9112 §6.3)", () => {
+  const req = readRequest(head(["GET / HTTP/1.1", "Host: h", "Content-Length: 0"]));
+  assert.equal(req.headers.get("content-length"), "0");
+});
+
 Deno.test("RequestReader is finished once it has answered: more input is API misuse", () => {
   const reader = new RequestReader();
   reader.receive(bytes(head(UPGRADE)));
@@ -259,6 +350,32 @@ Deno.test("Upgrade and Connection are token lists in any case (RFC 6455 §4.2.1)
   assert.equal(status(upgrade(lines)), 101);
   assert.equal(status(upgrade(replaced("Upgrade", "h2c, WEBSOCKET"))), 101);
   assert.equal(status(upgrade(replaced("Connection", "keep-alive,upgrade"))), 101);
+});
+
+for (
+  const [name, extra] of [
+    ["Content-Length above 0", ["Content-Length: 5"]],
+    ["a large Content-Length", ["Content-Length: 99999999999999999999999"]],
+    ["Transfer-Encoding: chunked", ["Transfer-Encoding: chunked"]],
+    ["any Transfer-Encoding", ["Transfer-Encoding: identity"]],
+    ["Transfer-Encoding beside Content-Length: 0", ["Content-Length: 0", "Transfer-Encoding: x"]],
+  ]
+) {
+  Deno.test(`an upgrade GET with ${name} is answered with 400: it has no body (RFC 6455 §4.1)`, () => {
+    const result = upgrade([...UPGRADE, ...extra]);
+    assert.ok("status" in result);
+    assert.equal(result.status, 400);
+    assert.equal(result.message, "A WebSocket upgrade cannot have a body");
+  });
+}
+
+Deno.test("an upgrade GET with Content-Length: 0 is accepted (RFC 9112 §6.3)", () => {
+  assert.equal(status(upgrade([...UPGRADE, "Content-Length: 0"])), 101);
+});
+
+Deno.test("a plain GET with a body is answered with 400, not 426 (RFC 9112 §6.3)", () => {
+  const result = upgrade(["GET / HTTP/1.1", "Host: h", "Transfer-Encoding: chunked"]);
+  assert.equal(status(result), 400);
 });
 
 Deno.test("a method other than GET is answered with 400 (RFC 6455 §4.2.1 item 1)", () => {

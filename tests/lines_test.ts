@@ -116,6 +116,15 @@ Deno.test("a line that is not valid UTF-8 is dropped with an error and later lin
   assert.deepStrictEqual([result.pushed[0], result.pushed[2]], lines("a", "c"));
 });
 
+Deno.test("a line starting with U+FEFF keeps it, byte for byte, at every split point", () => {
+  const input = concat([new Uint8Array([0xef, 0xbb, 0xbf]), bytes("hi\n\uFEFF\uFEFFtwo\n")]);
+  assert.deepStrictEqual(split(input).pushed, lines("\uFEFFhi", "\uFEFF\uFEFFtwo"));
+});
+
+Deno.test("a line that is only U+FEFF is a line, not an empty one", () => {
+  assert.deepStrictEqual(split("\uFEFF\n").pushed, lines("\uFEFF"));
+});
+
 Deno.test("push() does not keep the caller's chunk", () => {
   const splitter = new LineSplitter(100);
   const chunk = bytes("held");
@@ -124,12 +133,17 @@ Deno.test("push() does not keep the caller's chunk", () => {
   assert.deepStrictEqual(splitter.push(bytes("!\n")), lines("held!"));
 });
 
-Deno.test("any lines cut at any points come out as written, empty ones skipped (property)", () => {
+/** Decodes as a push server must: text is data, so a leading U+FEFF stays. */
+const textDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
+
+Deno.test("any lines cut at any points come out as TextDecoder decodes them, BOM kept (property)", () => {
   fc.assert(
     fc.property(
-      fc.array(fc.string({ unit: "binary", maxLength: 12 }).map((s) => s.replaceAll("\n", "")), {
-        maxLength: 8,
-      }),
+      fc.array(
+        fc.tuple(fc.boolean(), fc.string({ unit: "binary", maxLength: 12 }))
+          .map(([bom, s]) => (bom ? "\uFEFF" : "") + s.replaceAll("\n", "")),
+        { maxLength: 8 },
+      ),
       fc.boolean(),
       fc.array(fc.nat(), { maxLength: 6 }),
       (texts, crlf, cuts) => {
@@ -138,7 +152,7 @@ Deno.test("any lines cut at any points come out as written, empty ones skipped (
         const bounds = [0, ...points, input.length];
         const chunks = bounds.slice(1).map((end, i) => input.slice(bounds[i], end));
         const expected = texts
-          .map((t) => new TextDecoder().decode(bytes(t)))
+          .map((t) => textDecoder.decode(bytes(t)))
           .map((t) => (!crlf && t.endsWith("\r") ? t.slice(0, -1) : t))
           .filter((t) => t !== "");
         assert.deepStrictEqual(run(chunks, 1000), { pushed: lines(...expected), ended: [] });

@@ -13,10 +13,10 @@ function optionsOf(args: string[]): Options {
   return parsed.options;
 }
 
-function start(args: string[]) {
+async function start(args: string[]) {
   const lines: string[] = [];
   const log = createLogger({ level: "info", format: "json", write: (l) => lines.push(l) });
-  const ops = Operability.start(optionsOf(args), {
+  const ops = await Operability.start(optionsOf(args), {
     log,
     sources: { connectionsOpen: () => 0, bytesQueued: () => 0 },
     readiness: () => [],
@@ -26,7 +26,7 @@ function start(args: string[]) {
 }
 
 Deno.test("operability: without --admin-listen there is no admin listener", async () => {
-  const { ops, lines } = start([]);
+  const { ops, lines } = await start([]);
   try {
     assert.equal(ops.admin, null);
     assert.deepEqual(lines, []);
@@ -38,7 +38,7 @@ Deno.test("operability: without --admin-listen there is no admin listener", asyn
 });
 
 Deno.test("operability: the (N+1)th handshake is refused with 503, counted and logged", async () => {
-  const { ops, lines } = start(["--admin-listen", "127.0.0.1:0", "--max-connections", "2"]);
+  const { ops, lines } = await start(["--admin-listen", "127.0.0.1:0", "--max-connections", "2"]);
   try {
     assert.ok(ops.admin);
     assert.equal(ops.admit("10.0.0.1", 0).ok, true);
@@ -59,7 +59,7 @@ Deno.test("operability: the (N+1)th handshake is refused with 503, counted and l
 });
 
 Deno.test("operability: an IP over its cap is refused while another IP is served", async () => {
-  const { ops } = start(["--max-connections-per-ip", "1"]);
+  const { ops } = await start(["--max-connections-per-ip", "1"]);
   try {
     assert.equal(ops.admit("10.0.0.1", 0).ok, true);
     const over = ops.admit("10.0.0.1", 0);
@@ -72,7 +72,7 @@ Deno.test("operability: an IP over its cap is refused while another IP is served
 });
 
 Deno.test("operability: past --message-rate a connection gets 4001 and is counted", async () => {
-  const { ops, lines } = start(["--message-rate", "2", "--message-burst", "2"]);
+  const { ops, lines } = await start(["--message-rate", "2", "--message-burst", "2"]);
   try {
     const rate = ops.messageRate(0)!;
     assert.deepEqual([rate.message(0), rate.message(0), rate.message(0)], [
@@ -102,14 +102,17 @@ Deno.test("limit log: one line per limit per interval, then the count of the one
   ]);
 });
 
-Deno.test("operability: an admin address that cannot be bound is a one-line error", () => {
+Deno.test("operability: an admin address that cannot be bound is a one-line error", async () => {
   const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   try {
-    const ops = Operability.start(optionsOf(["--admin-listen", `127.0.0.1:${taken.addr.port}`]), {
-      log: createLogger({ level: "error", write: () => {} }),
-      sources: { connectionsOpen: () => 0, bytesQueued: () => 0 },
-      readiness: () => [],
-    });
+    const ops = await Operability.start(
+      optionsOf(["--admin-listen", `127.0.0.1:${taken.addr.port}`]),
+      {
+        log: createLogger({ level: "error", write: () => {} }),
+        sources: { connectionsOpen: () => 0, bytesQueued: () => 0 },
+        readiness: () => [],
+      },
+    );
     assert.ok("error" in ops);
     assert.match(ops.error, /^cannot listen on 127\.0\.0\.1:\d+ for --admin-listen/);
   } finally {

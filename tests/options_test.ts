@@ -67,6 +67,13 @@ Deno.test("defaults apply with no arguments and no environment", () => {
     handshakeRatePerIp: undefined,
     messageRate: undefined,
     messageBurst: undefined,
+    stateDir: "./.push-state",
+    historySize: 1000,
+    historyTtl: 3_600_000,
+    tokenSecret: undefined,
+    tokenPublicKey: undefined,
+    authTimeout: 10_000,
+    presenceEvents: [],
   });
 });
 
@@ -76,6 +83,12 @@ const SAMPLES: Record<string, { cli: string; cliValue: unknown; env: string; env
     host: { cli: "0.0.0.0", cliValue: "0.0.0.0", env: "::1", envValue: "::1" },
     port: { cli: "0", cliValue: 0, env: "65535", envValue: 65535 },
     fifo: { cli: "/run/a.fifo", cliValue: "/run/a.fifo", env: "b.fifo", envValue: "b.fifo" },
+    stateDir: { cli: "/var/lib/p", cliValue: "/var/lib/p", env: "st", envValue: "st" },
+    historySize: { cli: "5", cliValue: 5, env: "50", envValue: 50 },
+    historyTtl: { cli: "2m", cliValue: 120_000, env: "30s", envValue: 30_000 },
+    tokenSecret: { cli: "s1", cliValue: "s1", env: "s2", envValue: "s2" },
+    tokenPublicKey: { cli: "a.pem", cliValue: "a.pem", env: "b.pem", envValue: "b.pem" },
+    authTimeout: { cli: "5s", cliValue: 5000, env: "1m", envValue: 60_000 },
     tick: { cli: "1s", cliValue: 1000, env: "50", envValue: 50 },
     maxMessageSize: { cli: "64KiB", cliValue: 65536, env: "1MB", envValue: 1_000_000 },
     maxQueue: { cli: "20MiB", cliValue: 20 * MiB, env: "32MiB", envValue: 32 * MiB },
@@ -99,6 +112,12 @@ const SAMPLES: Record<string, { cli: string; cliValue: unknown; env: string; env
       envValue: ["https://b", "https://c"],
     },
     subprotocols: { cli: "chat", cliValue: ["chat"], env: "v2,v1", envValue: ["v2", "v1"] },
+    presenceEvents: {
+      cli: "room.*",
+      cliValue: ["room.*"],
+      env: "a,b",
+      envValue: ["a", "b"],
+    },
     trustedProxies: {
       cli: "10.0.0.1",
       cliValue: ["10.0.0.1"],

@@ -5,11 +5,11 @@
 import type { Logger } from "../api/handlers.ts";
 import type { Options } from "../api/options.ts";
 import { startEventLoopMonitor } from "../metrics/event_loop.ts";
-import { createMetrics, type MetricsSources, type PushMetrics } from "../metrics/metrics.ts";
+import type { MetricsSources, PushMetrics } from "../metrics/metrics.ts";
 import { type LimitName, PushStats } from "../metrics/stats.ts";
 import { type Admission, ConnectionLimits } from "../policy/connection_limits.ts";
 import { type MessageRate, messageRateFor, RATE_LIMITED_CLOSE } from "../policy/message_rate.ts";
-import { type AdminServer, type ReadinessCheck, startAdminServer } from "./admin_server.ts";
+import type { AdminServer, ReadinessCheck } from "./admin_server.ts";
 import type { StatusSources } from "./status.ts";
 
 /** At most one log line per limit per this many milliseconds; the rest are summed into it. */
@@ -54,7 +54,8 @@ export class LimitLog {
 
 export class Operability {
   readonly stats: PushStats;
-  readonly metrics: PushMetrics;
+  /** The registry, built only with --admin-listen (prom-client is loaded only then). */
+  readonly metrics: PushMetrics | null;
   readonly limits: ConnectionLimits;
   /** The admin listener, or null when --admin-listen is not set. */
   readonly admin: AdminServer | null;
@@ -66,7 +67,7 @@ export class Operability {
     options: Options,
     parts: {
       stats: PushStats;
-      metrics: PushMetrics;
+      metrics: PushMetrics | null;
       admin: AdminServer | null;
       limitLog: LimitLog;
       stopLag: () => void;
@@ -85,11 +86,18 @@ export class Operability {
    * Builds the registry and starts the lag sampler and (with --admin-listen) the admin
    * listener. Returns a one-line error when the admin address cannot be bound.
    */
-  static start(options: Options, hooks: OperabilityHooks): Operability | { error: string } {
+  static async start(
+    options: Options,
+    hooks: OperabilityHooks,
+  ): Promise<Operability | { error: string }> {
     const stats = hooks.stats ?? new PushStats();
-    const metrics = createMetrics(stats, { sources: hooks.sources });
+    let metrics: PushMetrics | null = null;
     let admin: AdminServer | null = null;
     if (options.adminListen !== undefined) {
+      // Loaded only when asked for: a server without --admin-listen needs no npm package.
+      const { createMetrics } = await import("../metrics/metrics.ts");
+      const { startAdminServer } = await import("./admin_server.ts");
+      metrics = createMetrics(stats, { sources: hooks.sources });
       const started = startAdminServer({
         listen: options.adminListen,
         metrics,

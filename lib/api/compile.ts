@@ -9,9 +9,12 @@ export const COMPILE_FLAGS: readonly string[] = [
   "--allow-read",
   "--allow-env",
   "--allow-run=mkfifo",
-  "--allow-sys=uid,gid",
+  "--allow-sys=uid,gid,osUptime",
+  "--allow-write=./.push-state,/var/lib/push-server",
   "--include",
   "examples/",
+  "--include",
+  "client/",
 ];
 
 /** Where the executable goes, relative to the project directory. */

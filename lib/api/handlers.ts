@@ -1,6 +1,10 @@
 // Owns the contract between push-server and an application's handlers file: every type a
 // handler author needs is exported from here. All handlers are optional and may be async.
 
+import type { PresenceQuery } from "../channels/presence.ts";
+
+export type { PresenceQuery };
+
 /** Context for a log line, such as `{ conn: 12, event: "text" }`; kept low in number. */
 export type LogFields = Readonly<Record<string, string | number | boolean | undefined>>;
 
@@ -46,6 +50,8 @@ export type UpgradeResult =
     readonly protocol?: string;
     /** Becomes `connection.data`. */
     readonly data?: unknown;
+    /** Who this is: `connection.user`, the target of FIFO `user` and `disconnect` commands. */
+    readonly user?: string;
   };
 
 /** One open WebSocket connection. */
@@ -62,6 +68,15 @@ export interface Connection {
   data: unknown;
   /** Bytes queued for this client and not yet written to its socket. */
   readonly bufferedAmount: number;
+  /** The user `upgrade` named (or a token's `sub`), or null. */
+  readonly user: string | null;
+  /**
+   * Subscribes this connection to a channel (push.v1 connections), without the `subscribe`
+   * hook. Returns false when it already holds its cap of subscriptions.
+   */
+  subscribe(channel: string): boolean;
+  /** Ends a subscription; returns whether there was one. */
+  unsubscribe(channel: string): boolean;
   /** Sends a message; returns false when the connection is closing or closed. */
   send(message: Message): boolean;
   /** Starts the closing handshake (default 1000, "" reason). */
@@ -85,6 +100,16 @@ export interface Server {
   /** Sends one message to every open connection (or those `filter` accepts), encoded once. */
   broadcast(message: Message, filter?: (conn: Connection) => boolean): number;
   send(conn: Connection, message: Message): boolean;
+  /**
+   * Publishes `data` (any JSON value) to a channel: stored in its history first, then sent to
+   * every subscriber. Returns the publication's offset.
+   */
+  publish(channel: string, data: unknown): number;
+  /**
+   * Who is subscribed where (users from tokens or from `upgrade`'s `user`), or null when
+   * presence is off (no tokens, no --presence-events and no handlers file).
+   */
+  readonly presence: PresenceQuery | null;
   close(conn: Connection, code?: number, reason?: string): void;
   readonly log: Logger;
 }
@@ -103,7 +128,15 @@ export interface Handlers {
   /** After the automatic pong has been queued. */
   ping?(conn: Connection, payload: Uint8Array, server: Server): Awaitable<void>;
   close?(conn: Connection, info: CloseInfo, server: Server): Awaitable<void>;
-  /** One line from the FIFO. Without this handler every line is broadcast to everyone. */
+  /**
+   * A push.v1 client asks to subscribe to `channel`: return true to allow it. Without this
+   * handler every channel is open to every client.
+   */
+  subscribe?(conn: Connection, channel: string, server: Server): Awaitable<boolean>;
+  /**
+   * One line from the FIFO. Without this handler each line is a channel command or a broadcast
+   * (see README, "Channels and history"); with it, the handler decides.
+   */
   fifo?(line: string, server: Server): Awaitable<void>;
   /** Every tick (--tick). */
   loop?(server: Server): Awaitable<void>;
@@ -120,6 +153,7 @@ export const HANDLER_NAMES = [
   "binary",
   "ping",
   "close",
+  "subscribe",
   "fifo",
   "loop",
   "shutdown",

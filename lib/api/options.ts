@@ -57,6 +57,20 @@ export interface Options {
   readonly compressionLevel: number;
   /** The handlers file, or undefined for the default broadcast. */
   readonly handlers: string | undefined;
+  /** The HS256 secret that push.v1 tokens (JWT) are signed with; tokens off when unset. */
+  readonly tokenSecret: string | undefined;
+  /** A PEM public key (or certificate) for RS256/ES256 tokens. */
+  readonly tokenPublicKey: string | undefined;
+  /** Time a push.v1 connection has to send its token, when tokens are on. */
+  readonly authTimeout: number;
+  /** Channels (in the grant form: `room.*`) whose subscribers get join and leave events. */
+  readonly presenceEvents: readonly string[];
+  /** Where channel history is kept (SQLite); memory only when it cannot be written. */
+  readonly stateDir: string;
+  /** Publications kept per channel for resume. */
+  readonly historySize: number;
+  /** How long publications are kept for resume. */
+  readonly historyTtl: number;
   /** The page at / on the public port: auto serves it only without a handlers file. */
   readonly page: Switch;
 }
@@ -329,6 +343,62 @@ export const OPTION_SPECS: readonly Spec[] = [
     kind: "count",
     default: "",
     help: "messages one client may send at once within --message-rate; unset: the rate",
+  },
+  {
+    key: "stateDir",
+    flag: "state-dir",
+    env: "PUSH_STATE_DIR",
+    kind: "string",
+    default: "./.push-state",
+    help: "directory for channel history (needs --allow-write there; else memory only)",
+  },
+  {
+    key: "historySize",
+    flag: "history-size",
+    env: "PUSH_HISTORY_SIZE",
+    kind: "count",
+    default: "1000",
+    help: "publications kept per channel for resume",
+  },
+  {
+    key: "historyTtl",
+    flag: "history-ttl",
+    env: "PUSH_HISTORY_TTL",
+    kind: "duration",
+    default: "60m",
+    help: "how long publications are kept for resume",
+  },
+  {
+    key: "tokenSecret",
+    flag: "token-secret",
+    env: "PUSH_TOKEN_SECRET",
+    kind: "string",
+    default: "",
+    help: "HS256 secret of push.v1 tokens (JWT); tokens are required when set",
+  },
+  {
+    key: "tokenPublicKey",
+    flag: "token-public-key",
+    env: "PUSH_TOKEN_PUBLIC_KEY",
+    kind: "string",
+    default: "",
+    help: "PEM public key file for RS256/ES256 tokens; tokens are required when set",
+  },
+  {
+    key: "authTimeout",
+    flag: "auth-timeout",
+    env: "PUSH_AUTH_TIMEOUT",
+    kind: "duration",
+    default: "10s",
+    help: "time a push.v1 client has to send its token",
+  },
+  {
+    key: "presenceEvents",
+    flag: "presence-events",
+    env: "PUSH_PRESENCE_EVENTS",
+    kind: "list",
+    default: "",
+    help: "channels whose subscribers get join/leave events (repeatable; room.* patterns)",
   },
 ];
 

@@ -23,6 +23,7 @@ export class SubscriptionIndex<K> {
   readonly #maxPerConnection: number;
   readonly #byChannel = new Map<string, Map<K, number>>();
   readonly #byConnection = new Map<K, Set<string>>();
+  #size = 0;
 
   constructor(options: { readonly maxPerConnection?: number } = {}) {
     this.#maxPerConnection = options.maxPerConnection ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION;
@@ -48,6 +49,7 @@ export class SubscriptionIndex<K> {
       this.#byChannel.set(channel, subscribers);
     }
     subscribers.set(conn, after);
+    this.#size++;
     return "added";
   }
 
@@ -59,6 +61,7 @@ export class SubscriptionIndex<K> {
     const subscribers = this.#byChannel.get(channel)!;
     subscribers.delete(conn);
     if (subscribers.size === 0) this.#byChannel.delete(channel);
+    this.#size--;
     return true;
   }
 
@@ -72,6 +75,7 @@ export class SubscriptionIndex<K> {
       if (subscribers.size === 0) this.#byChannel.delete(channel);
     }
     this.#byConnection.delete(conn);
+    this.#size -= channels.size;
     return [...channels];
   }
 
@@ -90,6 +94,11 @@ export class SubscriptionIndex<K> {
 
   has(conn: K, channel: string): boolean {
     return this.#byConnection.get(conn)?.has(channel) ?? false;
+  }
+
+  /** How many subscriptions there are, over all channels (O(1)). */
+  get size(): number {
+    return this.#size;
   }
 
   /** How many channels have at least one subscriber. */

@@ -84,6 +84,7 @@ export const HANDLER_EVENTS = [
   "binary",
   "ping",
   "close",
+  "subscribe",
   "fifo",
   "loop",
   "shutdown",

@@ -16,7 +16,12 @@ export interface UpgradeSettings {
 
 /** The server's answer to a valid upgrade request. */
 export type UpgradeDecision =
-  | { readonly accept: true; readonly protocol: string; readonly data: unknown }
+  | {
+    readonly accept: true;
+    readonly protocol: string;
+    readonly data: unknown;
+    readonly user?: string;
+  }
   | { readonly accept: false; readonly error: HandshakeError };
 
 /** What an `upgrade` handler may return (see lib/api/handlers.ts `UpgradeResult`). */
@@ -24,7 +29,12 @@ export type HandlerAnswer =
   | void
   | undefined
   | { readonly reject: { readonly status: number; readonly body?: string } }
-  | { readonly reject?: undefined; readonly protocol?: string; readonly data?: unknown };
+  | {
+    readonly reject?: undefined;
+    readonly protocol?: string;
+    readonly data?: unknown;
+    readonly user?: string;
+  };
 
 const MIN_REFUSAL_STATUS = 400;
 const MAX_REFUSAL_STATUS = 599;
@@ -61,7 +71,8 @@ export function decide(
   }
   const protocol = answer?.protocol ?? pickProtocol(settings.subprotocols, offered);
   if (protocol && !offered.includes(protocol)) return { badProtocol: protocol };
-  return { accept: true, protocol: protocol ?? "", data: answer?.data };
+  const user = typeof answer?.user === "string" ? answer.user : undefined;
+  return { accept: true, protocol: protocol ?? "", data: answer?.data, user };
 }
 
 /** The first of the server's subprotocols that the client offered. */

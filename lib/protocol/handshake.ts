@@ -9,7 +9,10 @@ export interface HttpRequest {
   /** The request-target as sent, e.g. "/chat?room=1". */
   readonly target: string;
   readonly version: string;
-  /** Header values by lower-case name; repeated headers are joined with ", ". */
+  /**
+   * Header values by lower-case name. A repeated list-valued header is joined with ", "
+   * (RFC 9110 §5.3); Host and Content-Length may appear only once (see `addHeader`).
+   */
   readonly headers: ReadonlyMap<string, string>;
 }
 
@@ -47,6 +50,32 @@ const LF = 0x0a;
 const CR = 0x0d;
 const latin1 = new TextDecoder("latin1");
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Control characters: none may appear in a request target (RFC 9112 §3.2, RFC 3986 §2). */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const CTL = /[\x00-\x1f\x7f]/;
+/** Control characters other than HTAB: none may appear in a field value (RFC 9110 §5.5). */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const VALUE_CTL = /[\x00-\x08\x0a-\x1f\x7f]/;
+/** Optional whitespace around a field value is SP and HTAB only (RFC 9110 §5.6.3). */
+const OWS_EDGES = /^[ \t]+|[ \t]+$/g;
+/** RFC 9110 §7.2: Host = uri-host [ ":" port ], uri-host an IP-literal or a reg-name (RFC 3986 §3.2.2). */
+const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(:[0-9]*)?$/;
+/** RFC 9112 §6.3: Content-Length = 1*DIGIT. */
+const DIGITS = /^[0-9]+$/;
+/**
+ * Fields that must appear at most once. Joining two of them with a comma, as is done for list
+ * values, would let this server and a proxy in front of it read the request differently.
+ */
+const SINGLETONS: Readonly<Record<string, string>> = {
+  // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
+  // HTTP/1.1 request message that lacks a Host header field and to any request message that
+  // contains more than one Host header field line or a Host header field with an invalid
+  // field value."
+  "host": "Host",
+  // RFC 9112 §6.3: a Content-Length that is repeated with different values, or not a single
+  // number, is unrecoverable: the server MUST respond with 400 and close the connection.
+  "content-length": "Content-Length",
+};
 
 /** Reads an HTTP request head from bytes that arrive in any pieces. Never rescans. */
 export class RequestReader {
@@ -134,6 +163,7 @@ function parseHead(text: string, maxHeaders: number): HttpRequest | HandshakeErr
     return badRequest("Malformed request line");
   }
   const [method, target, version] = parts;
+  if (CTL.test(target)) return badRequest("Control character in the request target");
   if (!/^HTTP\/1\.\d$/.test(version)) return badRequest(`Unsupported HTTP version ${version}`);
   const headers = new Map<string, string>();
   let count = 0;
@@ -158,8 +188,20 @@ function addHeader(headers: Map<string, string>, line: string): HandshakeError |
   const name = colon > 0 ? line.slice(0, colon) : "";
   if (!TOKEN.test(name)) return badRequest("Malformed header line");
   const key = name.toLowerCase();
-  const value = line.slice(colon + 1).trim();
+  const raw = line.slice(colon + 1);
+  // RFC 9110 §5.5: field values hold no CTL but HTAB; a bare CR or a NUL is refused, not
+  // trimmed or passed on (RFC 9112 §2.2).
+  if (VALUE_CTL.test(raw)) return badRequest(`Control character in the ${name} header`);
+  const value = raw.replace(OWS_EDGES, "");
   const prior = headers.get(key);
+  if (prior !== undefined && key in SINGLETONS) {
+    return badRequest(`More than one ${SINGLETONS[key]} header`);
+  }
+  // RFC 9112 §3.2: "... or a Host header field with an invalid field value" gets 400.
+  if (key === "host" && !HOST.test(value)) return badRequest("Host is not a valid host name");
+  if (key === "content-length" && !DIGITS.test(value)) {
+    return badRequest("Content-Length is not a number");
+  }
   headers.set(key, prior === undefined ? value : `${prior}, ${value}`);
   return null;
 }
@@ -187,6 +229,12 @@ export const WEBSOCKET_VERSION = "13";
 /** Checks an HTTP request against RFC 6455 §4.2.1; returns what it asks for or the error. */
 export function validateUpgrade(req: HttpRequest): UpgradeRequest | HandshakeError {
   const h = req.headers;
+  // RFC 6455 §4.1 describes the upgrade as a GET without a body, and the bytes after the head
+  // are WebSocket frames: a body would be read as frames, or by a proxy as the next request.
+  if (h.has("transfer-encoding")) return badRequest("A WebSocket upgrade cannot have a body");
+  if (Number(h.get("content-length") ?? "0") > 0) {
+    return badRequest("A WebSocket upgrade cannot have a body");
+  }
   const upgrade = hasToken(h.get("upgrade"), "websocket");
   const connection = hasToken(h.get("connection"), "upgrade");
   if (req.method === "GET" && !h.has("upgrade") && !h.has("sec-websocket-key")) {

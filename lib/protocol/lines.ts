@@ -7,7 +7,8 @@ export type LineResult = { readonly line: string } | { readonly error: string };
 
 const LF = 0x0a;
 const CR = 0x0d;
-const strict = new TextDecoder("utf-8", { fatal: true });
+// Text is data: a leading U+FEFF is part of the line, and the default decoder would drop it.
+const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * Splits bytes on "\n", removes one trailing "\r", skips empty lines, and drops lines that
@@ -22,6 +23,11 @@ export class LineSplitter {
 
   constructor(maxLineBytes: number) {
     this.#max = maxLineBytes;
+  }
+
+  /** Bytes of an unfinished line held until its newline (or `end()`) comes. */
+  get heldBytes(): number {
+    return this.#heldBytes;
   }
 
   /** Feeds bytes; returns the lines completed by them. `chunk` is not kept. */

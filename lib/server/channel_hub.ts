@@ -25,6 +25,9 @@ import type { ClientOperation, ProtocolError, StreamPosition } from "../channels
 import { SubscriptionIndex } from "../channels/subscriptions.ts";
 import { CloseCode, PushCloseCode } from "../protocol/close_codes.ts";
 import type { ChannelLog } from "../store/channel_log.ts";
+import type { Access, PresenceNotice } from "../auth/access.ts";
+import { authedMessage } from "../policy/auth_session.ts";
+import { presenceMessage } from "../channels/presence.ts";
 
 /** Malformed operations a connection may send before it is closed with 4002. */
 export const DEFAULT_MAX_ERRORS = 20;
@@ -65,6 +68,8 @@ export class ChannelHub<C> {
   readonly #open = new Set<C>();
   readonly #chains = new Map<C, Promise<void>>();
   readonly #maxErrors: number;
+  /** Tokens and presence (issue 13), or null when neither is in use. */
+  readonly #access: Access<C> | null;
 
   constructor(
     log: ChannelLog,
@@ -72,8 +77,11 @@ export class ChannelHub<C> {
       readonly io: ChannelHubIo<C>;
       readonly maxSubscriptionsPerConnection?: number;
       readonly maxErrors?: number;
+      /** Token checks and presence; without it every channel is open and no one is named. */
+      readonly access?: Access<C>;
     },
   ) {
+    this.#access = options.access ?? null;
     this.#log = log;
     this.#io = options.io;
     this.#index = new SubscriptionIndex({
@@ -91,6 +99,27 @@ export class ChannelHub<C> {
   open(conn: C, user?: string): void {
     this.#open.add(conn);
     if (user !== undefined) this.#users.subscribe(conn, user);
+    this.#access?.open(conn, { now: this.#io.now(), identity: user });
+  }
+
+  /** Who is where, for handlers and presence queries; null without access. */
+  get access(): Access<C> | null {
+    return this.#access;
+  }
+
+  /**
+   * Closes the connections whose auth deadline passed (no `auth` in time, or the token
+   * expired). Call it from the server's shared timer.
+   */
+  tick(now: number): void {
+    const access = this.#access;
+    if (!access) return;
+    for (const conn of this.#open) {
+      const due = access.deadline(conn);
+      if (due === null || due > now) continue;
+      const close = access.tick(conn, now);
+      if (close) this.#io.close(conn, close.code, close.reason);
+    }
   }
 
   /** Sets or changes the user of a connection (after an `auth` operation, say). */
@@ -106,6 +135,8 @@ export class ChannelHub<C> {
     this.#users.removeConnection(conn);
     this.#errors.delete(conn);
     this.#chains.delete(conn);
+    // However it ended (Close, error, liveness timeout), its presence goes with it.
+    if (this.#access) { for (const notice of this.#access.closed(conn)) this.#notify(notice); }
   }
 
   /** A text frame from a push.v1 connection. Operations of one connection run in order. */
@@ -113,6 +144,18 @@ export class ChannelHub<C> {
     const parsed = parseOperation(text);
     if (!parsed.ok) return this.#fail(conn, parsed.error);
     const op = parsed.operation;
+    if (op.op === "auth") {
+      // The signature check is async: later operations of this connection wait for it.
+      const previous = this.#chains.get(conn) ?? Promise.resolve();
+      this.#chains.set(
+        conn,
+        previous.then(() => this.#auth(conn, op)).catch((e) => {
+          this.#io.warn?.(`auth failed: ${e instanceof Error ? e.message : String(e)}`);
+          this.#io.close(conn, CloseCode.INTERNAL_ERROR, "");
+        }),
+      );
+      return;
+    }
     if (op.op === "subscribe" && this.#io.authorize !== undefined) {
       // The hook may be async: later operations of this connection wait for it.
       const previous = this.#chains.get(conn) ?? Promise.resolve();
@@ -237,22 +280,36 @@ export class ChannelHub<C> {
     if (!this.#open.has(conn)) return;
     switch (op.op) {
       case "subscribe":
-        for (const request of op.channels) this.#subscribeNow(conn, { ...request, id: op.id });
+        for (const request of op.channels) {
+          if (!this.#admitChannel(conn, request.channel, op.id)) {
+            if (!this.#open.has(conn)) return;
+            continue;
+          }
+          this.#subscribeNow(conn, { ...request, id: op.id });
+        }
         return;
       case "unsubscribe":
+        if (!this.#admit(conn)) return;
         for (const channel of op.channels) {
-          this.#index.unsubscribe(conn, channel);
+          const was = this.#index.unsubscribe(conn, channel);
           this.#io.send(conn, encodeUnsubscribed({ id: op.id, channel }));
+          if (was && this.#access) this.#notify(this.#access.unsubscribed(conn, channel));
         }
         return;
       case "ping":
+        if (!this.#admit(conn)) return;
         return this.#io.send(conn, encodePong(op.id));
-      case "auth":
       case "presence":
-        return this.#fail(
-          conn,
-          protocolError("not-supported", { reason: `${op.op} is not offered`, id: op.id }),
-        );
+        if (!this.#access) {
+          return this.#fail(
+            conn,
+            protocolError("not-supported", { reason: "presence is not offered", id: op.id }),
+          );
+        }
+        if (!this.#admitChannel(conn, op.channel, op.id)) return;
+        return this.#io.send(conn, presenceMessage(this.#access.presence, { channel: op.channel }));
+      case "auth":
+        return; // Handled in text(), in order with the connection's other operations.
       default: {
         const never: never = op;
         throw new Error(`unknown operation ${JSON.stringify(never)}`);
@@ -273,6 +330,10 @@ export class ChannelHub<C> {
         allowed = false;
       }
       if (!this.#open.has(conn)) return;
+      if (allowed && !this.#admitChannel(conn, request.channel, op.id)) {
+        if (!this.#open.has(conn)) return;
+        continue;
+      }
       if (!allowed) {
         this.#io.send(
           conn,
@@ -286,6 +347,70 @@ export class ChannelHub<C> {
       }
       this.#subscribeNow(conn, { ...request, id: op.id });
     }
+  }
+
+  /** `{"op":"auth","token":…}`: the first authentication, or a refresh. */
+  async #auth(conn: C, op: Extract<ClientOperation, { op: "auth" }>): Promise<void> {
+    const access = this.#access;
+    if (!access || !access.required) {
+      return this.#fail(
+        conn,
+        protocolError("not-supported", { reason: "tokens are not enabled", id: op.id }),
+      );
+    }
+    const now = this.#io.now();
+    const outcome = await access.auth(conn, op.token, {
+      now,
+      subscribed: this.#index.channelsOf(conn),
+    });
+    if (outcome === null || !this.#open.has(conn)) return;
+    if (outcome.type === "close") return this.#io.close(conn, outcome.code, outcome.reason);
+    this.#users.removeConnection(conn);
+    this.#users.subscribe(conn, outcome.user);
+    this.#io.send(conn, authedMessage(outcome));
+    for (const channel of outcome.revoked) {
+      this.#index.unsubscribe(conn, channel);
+      this.#io.send(
+        conn,
+        encodeError(protocolError("forbidden", { reason: "channel not granted", channel })),
+      );
+      this.#notify(access.unsubscribed(conn, channel));
+    }
+  }
+
+  /** Any operation but auth, subscribe and presence: may it proceed? Closes the connection if not. */
+  #admit(conn: C): boolean {
+    if (!this.#access) return true;
+    const verdict = this.#access.admit(conn, this.#io.now());
+    if (verdict.ok) return true;
+    this.#io.close(conn, verdict.code, verdict.reason);
+    return false;
+  }
+
+  /**
+   * A subscribe or presence query on `channel`: does the token grant it? A refusal of this
+   * channel sends an error (4005); a refusal of the connection closes it.
+   */
+  #admitChannel(conn: C, channel: string, id: string | number | undefined): boolean {
+    if (!this.#access) return true;
+    const decision = this.#access.authorize(conn, channel, this.#io.now());
+    if (decision.ok) return true;
+    if (decision.type === "close") {
+      this.#io.close(conn, decision.code, decision.reason);
+    } else {
+      this.#io.send(
+        conn,
+        encodeError({ code: decision.code, reason: decision.reason, id, channel }),
+      );
+    }
+    return false;
+  }
+
+  /** Sends a presence join or leave to every subscriber of its channel, encoded once. */
+  #notify(notice: PresenceNotice | null): void {
+    if (!notice?.message) return;
+    const to = [...this.#index.subscribers(notice.change.channel).keys()];
+    if (to.length > 0) this.#io.fanOut(notice.message, to);
   }
 
   /** Registers, reads the replay and queues it, all in this one synchronous call. */
@@ -316,6 +441,7 @@ export class ChannelHub<C> {
       }),
     );
     if (fresh) { for (const pub of replay) this.#io.send(conn, encodePublication(pub)); }
+    if (fresh && this.#access) this.#notify(this.#access.subscribed(conn, channel));
     return true;
   }
 

@@ -59,6 +59,9 @@ export interface ConnectionHost {
   failed(conn: ClientConnection, failure: Failure): void;
   /** The handshake was refused with this error. */
   refused(conn: ClientConnection, error: HandshakeError): void;
+  /** `conn.subscribe` / `conn.unsubscribe` from a handler (push.v1 channels). */
+  subscribe(conn: ClientConnection, channel: string): boolean;
+  unsubscribe(conn: ClientConnection, channel: string): boolean;
 }
 
 const MIN_READ = 1024;
@@ -100,6 +103,7 @@ export class ClientConnection implements Connection {
   remoteAddress: string;
   protocol = "";
   data: unknown = undefined;
+  user: string | null = null;
   /** The address counted against the connection limits, released when the connection goes. */
   admitted: string | null = null;
   /** This connection's inbound message budget (--message-rate), or null when off. */
@@ -214,6 +218,14 @@ export class ClientConnection implements Connection {
       }
       this.#host.forget(this);
     }
+  }
+
+  subscribe(channel: string): boolean {
+    return this.#host.subscribe(this, channel);
+  }
+
+  unsubscribe(channel: string): boolean {
+    return this.#host.unsubscribe(this, channel);
   }
 
   send(message: Message): boolean {
@@ -442,6 +454,7 @@ export class ClientConnection implements Connection {
   ): Promise<Codec> {
     this.protocol = decision.protocol;
     this.data = decision.data;
+    this.user = decision.user ?? null;
     const o = this.#host.options;
     // RFC 7692 §5.1: accept at most one permessage-deflate offer, and only one we can honour.
     const deflate = o.compression ? negotiateDeflate(this.#headers?.get(EXTENSIONS_HEADER)) : null;

@@ -94,25 +94,38 @@ export class Hub {
     message: BroadcastForms | readonly Uint8Array[],
     accept?: (conn: ClientConnection) => boolean,
   ): number {
+    return this.#fanOut(message, this.#open, accept);
+  }
+
+  /** Queues a message for each of `to`, each form made once and shared, as `broadcast` does. */
+  sendTo(message: BroadcastForms | readonly Uint8Array[], to: readonly ClientConnection[]): number {
+    return this.#fanOut(message, to);
+  }
+
+  #fanOut(
+    message: BroadcastForms | readonly Uint8Array[],
+    to: Iterable<ClientConnection>,
+    accept?: (conn: ClientConnection) => boolean,
+  ): number {
     const forms = isParts(message) ? plainForms(message) : message;
     let plain: SharedBytes | null = null;
     /** By window bits: the compressed form, or the plain one where none pays; few keys in use. */
     let byWindow: Map<number, SharedBytes> | null = null;
     let sent = 0;
-    for (const conn of this.#open) {
+    for (const conn of to) {
       if (accept && !accept(conn)) continue;
       const bits = conn.compressWindow;
       let shared: SharedBytes;
       if (bits === null) {
-        shared = plain ??= this.#share(new SharedBytes(forms.plain(), this.#freeShared));
+        shared = plain ??= this.#count(new SharedBytes(forms.plain(), this.#freeShared));
       } else {
         byWindow ??= new Map();
         let form = byWindow.get(bits);
         if (form === undefined) {
           const parts = forms.compressed(bits);
           form = parts === null
-            ? (plain ??= this.#share(new SharedBytes(forms.plain(), this.#freeShared)))
-            : this.#share(new CompressedBytes(parts, this.#freeShared));
+            ? (plain ??= this.#count(new SharedBytes(forms.plain(), this.#freeShared)))
+            : this.#count(new CompressedBytes(parts, this.#freeShared));
           byWindow.set(bits, form);
         }
         shared = form;
@@ -129,7 +142,8 @@ export class Hub {
     return sent;
   }
 
-  #share(shared: SharedBytes): SharedBytes {
+  /** Counts `shared` in the bytes held for all clients, until its last holder lets go. */
+  #count(shared: SharedBytes): SharedBytes {
     this.#sharedBytes += shared.size;
     return shared;
   }

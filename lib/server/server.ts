@@ -8,6 +8,7 @@ import type {
   Handlers,
   Logger,
   Message,
+  PresenceQuery,
   Server,
   UpgradeRequest,
 } from "../api/handlers.ts";
@@ -27,11 +28,19 @@ import { CloseCode } from "../protocol/close_codes.ts";
 import type { Failure } from "../protocol/failures.ts";
 import { BroadcastFrames, type BroadcastSettings } from "../protocol/compressed_frames.ts";
 import type { HandshakeError, HttpRequest } from "../protocol/handshake.ts";
-import { FifoReader, type FifoState } from "../sources/fifo.ts";
+import { DEFAULT_HISTORY_LIMITS } from "../channels/history.ts";
+import type { UpgradeSettings } from "../policy/upgrade_policy.ts";
+import { DEFAULT_DRAIN_MS, FifoReader, type FifoState } from "../sources/fifo.ts";
 import { DEFAULT_LOG_LIMIT, LogLimiter } from "../policy/log_limiter.ts";
 import { ClientConnection, type ConnectionHost, type UpgradeAsked } from "./connection.ts";
 import { Dispatch } from "./dispatch.ts";
 import { Hub } from "./hub.ts";
+import { ChannelHub } from "./channel_hub.ts";
+import { PUSH_SUBPROTOCOL } from "../channels/protocol.ts";
+import { ChannelLog } from "../store/channel_log.ts";
+import type { Access } from "../auth/access.ts";
+import type { TokenKeys } from "../auth/token.ts";
+import { parseGrants } from "../policy/grants.ts";
 import { Operability } from "../admin/operability.ts";
 import { fifoProblems } from "../admin/readiness.ts";
 import { PushStats } from "../metrics/stats.ts";
@@ -45,6 +54,8 @@ const FIFO_PAUSE_POLL_MS = 5;
 /** One FIFO read's frames up to this size are joined into one buffer shared by all clients. */
 const SHARED_BATCH_LIMIT = 1024 * 1024;
 const SHUTDOWN_POLL_MS = 20;
+/** How often expired channel history is dropped. */
+const HISTORY_TRIM_MS = 60_000;
 
 /** What the server is built from, besides its options. */
 export interface ServerParts {
@@ -52,6 +63,8 @@ export interface ServerParts {
   readonly log: Logger;
   /** Fixed resources served on the public port by path (a page, the browser client). */
   readonly resources?: ReadonlyMap<string, Resource>;
+  /** Keys that push.v1 tokens are checked with; tokens are off without them. */
+  readonly tokenKeys?: TokenKeys;
 }
 
 /** The push server: create, `start()`, and later `shutdown()`. */
@@ -62,6 +75,11 @@ export class PushServer implements Server, ConnectionHost {
   readonly stats = new PushStats();
   readonly #hub: Hub;
   #ops: Operability | null = null;
+  #channels: ChannelHub<ClientConnection> | null = null;
+  readonly #tokenKeys: TokenKeys | undefined;
+  #channelLog: ChannelLog | null = null;
+  /** FIFO lines to broadcast, held so that one read's run of them is framed as one batch. */
+  #pendingLines: string[] = [];
   readonly #dispatch: Dispatch;
   readonly #resources: ReadonlyMap<string, Resource>;
   #listener: Deno.TcpListener | null = null;
@@ -72,7 +90,14 @@ export class PushServer implements Server, ConnectionHost {
   /** Refusals are logged at info, at most a few per window per kind, then summarised. */
   readonly #refusals = new LogLimiter(DEFAULT_LOG_LIMIT);
 
-  constructor(options: Options, { handlers, log, resources }: ServerParts) {
+  /** The upgrade rules' settings: --subprotocol, then push.v1 (the channels protocol). */
+  get #upgradeSettings(): UpgradeSettings {
+    const o = this.options;
+    return { ...o, subprotocols: [...o.subprotocols, PUSH_SUBPROTOCOL] };
+  }
+
+  constructor(options: Options, { handlers, log, resources, tokenKeys }: ServerParts) {
+    this.#tokenKeys = tokenKeys;
     this.options = options;
     this.log = log;
     this.#resources = resources ?? new Map();
@@ -87,6 +112,30 @@ export class PushServer implements Server, ConnectionHost {
 
   get connections(): ReadonlySet<Connection> {
     return this.#hub.open;
+  }
+
+  publish(channel: string, data: unknown): number {
+    this.#flushPendingLines();
+    const offset = this.#channelHub().publish(channel, data);
+    this.stats.publications++;
+    return offset;
+  }
+
+  subscribe(conn: ClientConnection, channel: string): boolean {
+    return this.#channelHub().subscribe(conn, channel);
+  }
+
+  unsubscribe(conn: ClientConnection, channel: string): boolean {
+    return this.#channelHub().unsubscribe(conn, channel);
+  }
+
+  get presence(): PresenceQuery | null {
+    return this.#channels?.access?.presence ?? null;
+  }
+
+  /** Whether channel history is written to disk (false: memory only). */
+  get durableHistory(): boolean {
+    return this.#channelLog?.durable ?? false;
   }
 
   /** The admin listener's address, or null without --admin-listen. */
@@ -106,13 +155,16 @@ export class PushServer implements Server, ConnectionHost {
   async start(): Promise<Deno.NetAddr> {
     const o = this.options;
     this.#listener = Deno.listen({ hostname: o.host, port: o.port });
+    this.#openChannels(await this.#openAccess());
     const addr = this.#listener.addr;
     this.log.info(`listening on ${addr.hostname}:${addr.port}, reading FIFO ${o.fifo}`);
-    const ops = Operability.start(o, {
+    const ops = await Operability.start(o, {
       log: this.log,
       stats: this.stats,
       sources: {
         connectionsOpen: () => this.#hub.open.size,
+        channels: () => this.#channels?.subscriptions.channelCount ?? 0,
+        subscriptions: () => this.#channels?.subscriptions.size ?? 0,
         bytesQueued: () => this.#hub.queuedBytes(),
         fifoOpen: () => this.fifoState.state === "open",
       },
@@ -136,6 +188,7 @@ export class PushServer implements Server, ConnectionHost {
     this.#acceptLoop(this.#listener);
     this.#timers.push(setInterval(() => this.#housekeeping(), housekeepingPeriod(o)));
     if (this.#dispatch.has("loop")) this.#timers.push(setInterval(() => this.#loop(), o.tick));
+    this.#timers.push(setInterval(() => this.#channels?.trim(), HISTORY_TRIM_MS));
     this.#fifo = new FifoReader(o.fifo, {
       maxLineBytes: o.maxMessageSize,
       log: this.log,
@@ -180,9 +233,10 @@ export class PushServer implements Server, ConnectionHost {
     try {
       this.#listener?.close();
     } catch { /* already closed */ }
-    // Lines already read are delivered before the clients are told to go. Only the batch in
-    // flight is awaited: with no writer, the reader itself stays blocked in open(2) for good.
-    await this.#bounded("delivering FIFO lines", this.#fifo?.stop());
+    // What writers already put in the pipe is read and delivered before the clients are told
+    // to go, bounded in time: a writer whose write succeeded counts its lines as accepted.
+    const drainMs = Math.min(DEFAULT_DRAIN_MS, this.options.shutdownTimeout);
+    await this.#bounded("delivering FIFO lines", this.#fifo?.stop({ drainMs }));
     if (this.#dispatch.has("shutdown")) {
       await this.#bounded(
         "handler shutdown",
@@ -201,6 +255,7 @@ export class PushServer implements Server, ConnectionHost {
     for (const t of this.#timers) clearInterval(t);
     for (const line of this.#refusals.drain(Date.now())) this.log.info(line);
     await this.#ops?.close();
+    this.#channelLog?.close();
     const left = this.#hub.all.size;
     if (left > 0) {
       this.log.info(`${left} ${left === 1 ? "client" : "clients"} did not close in time; dropped`);
@@ -232,7 +287,14 @@ export class PushServer implements Server, ConnectionHost {
     if (origin) return origin;
     const ran = await this.#dispatch.upgrade(req, conn.id);
     if ("refuse" in ran) return ran.refuse;
-    const decision = decide(this.options, { answer: ran.answer, offered: ws.protocols });
+    const decision = decide(this.#upgradeSettings, { answer: ran.answer, offered: ws.protocols });
+    if (
+      this.#tokenKeys !== undefined && "accept" in decision && decision.accept &&
+      decision.protocol !== PUSH_SUBPROTOCOL
+    ) {
+      // With tokens on, only push.v1 (which carries the token) may connect.
+      return refuse(401, "A token is required: connect with subprotocol push.v1");
+    }
     if ("badProtocol" in decision) {
       this.log.error(
         `upgrade handler chose subprotocol ${decision.badProtocol}, which the client did not offer`,
@@ -244,6 +306,7 @@ export class PushServer implements Server, ConnectionHost {
 
   opened(conn: ClientConnection): void | Promise<void> {
     this.#hub.opened(conn);
+    if (conn.protocol === PUSH_SUBPROTOCOL) this.#channelHub().open(conn, conn.user ?? undefined);
     this.stats.handshakes.add(101);
     conn.rate = this.#ops?.messageRate(Date.now()) ?? null;
     this.log.debug(`connection ${conn.id} open from ${conn.remoteAddress} ${conn.path}`);
@@ -264,6 +327,12 @@ export class PushServer implements Server, ConnectionHost {
           conn.fail("rate-limited", RATE_LIMITED_CLOSE.reason);
           return;
         }
+        if (conn.protocol === PUSH_SUBPROTOCOL) {
+          // push.v1 messages are operations for the channel hub, not for the text handler.
+          if (event.type === "text") this.#channelHub().text(conn, event.data);
+          else this.#channelHub().binary(conn);
+          return;
+        }
         return this.#dispatch.message(conn, event);
       case "ping":
         return this.#dispatch.message(conn, event);
@@ -275,6 +344,7 @@ export class PushServer implements Server, ConnectionHost {
   closed(conn: ClientConnection, info: CloseInfo): void {
     if (!this.#hub.closed(conn)) return;
     this.stats.closes.add(info.code);
+    if (conn.protocol === PUSH_SUBPROTOCOL) this.#channels?.closed(conn);
     const reason = info.reason ? ` ${info.reason}` : "";
     this.log.debug(`connection ${conn.id} closed: ${info.code}${reason}`);
     if (!this.#dispatch.has("close")) return;
@@ -350,6 +420,7 @@ export class PushServer implements Server, ConnectionHost {
   #housekeeping(): void {
     const now = Date.now();
     this.#hub.tick(now);
+    this.#channels?.tick(now);
     this.#hub.enforceBudget();
     this.#ops?.sweep(now);
     for (const line of this.#refusals.flush(now)) this.log.info(line);
@@ -368,7 +439,13 @@ export class PushServer implements Server, ConnectionHost {
     this.stats.fifoBatches++;
     this.stats.fifoLinesRead += lines.length;
     if (!this.#dispatch.has("fifo")) {
-      this.#broadcastLines(lines);
+      // Channel commands and plain lines, in order; a read's run of plain lines is one batch.
+      const result = this.#channelHub().fifoBatch(lines, (text) => this.#pendingLines.push(text));
+      this.#flushPendingLines();
+      this.stats.publications += result.published;
+      if (result.dropped.length > 0) {
+        this.stats.fifoDropped.add("bad_command", result.dropped.length);
+      }
     } else {
       const fifo = this.#handlers().fifo!;
       for (const line of lines) {
@@ -382,10 +459,13 @@ export class PushServer implements Server, ConnectionHost {
   }
 
   /**
-   * Broadcasts lines as `broadcast` would, one at a time, but frames them all once into one
-   * buffer that every client's queue shares: one enqueue and one write per client per read.
+   * Broadcasts the held FIFO lines as `broadcast` would, one at a time, but frames them all once
+   * into one buffer that every client's queue shares: one enqueue and one write per client.
    */
-  #broadcastLines(lines: string[]): void {
+  #flushPendingLines(): void {
+    const lines = this.#pendingLines;
+    if (lines.length === 0) return;
+    this.#pendingLines = [];
     // Each line is compressed at most once, and each form (plain, compressed) joined once.
     const frames = new BroadcastFrames(lines, {
       ...this.#compression(),
@@ -396,8 +476,85 @@ export class PushServer implements Server, ConnectionHost {
     this.stats.compressions += frames.compressions;
   }
 
+  /** Opens the channel history (SQLite in --state-dir, else memory) and the channel hub. */
+  #openChannels(access: Access<ClientConnection> | undefined): void {
+    const o = this.options;
+    const opened = ChannelLog.open({
+      stateDir: o.stateDir,
+      limits: { ...DEFAULT_HISTORY_LIMITS, maxCount: o.historySize, maxAgeMs: o.historyTtl },
+      warn: (line) => this.log.warn(line),
+    });
+    if (opened.warning) this.log.warn(opened.warning);
+    this.#channelLog = opened.log;
+    const subscribe = this.#dispatch.has("subscribe") ? this.#handlers().subscribe! : null;
+    this.#channels = new ChannelHub<ClientConnection>(opened.log, {
+      access,
+      io: {
+        // Held FIFO lines go first, so every connection sees lines in the order they came.
+        send: (conn, text) => {
+          this.#flushPendingLines();
+          conn.send(text);
+        },
+        fanOut: (text, to) => {
+          this.#flushPendingLines();
+          // Framed once per form and compressed at most once, like a broadcast.
+          const frames = new BroadcastFrames([text], this.#compression());
+          this.stats.messagesOut += this.#hub.sendTo(frames, to);
+          this.stats.compressions += frames.compressions;
+        },
+        close: (conn, code, reason) => {
+          this.#flushPendingLines();
+          conn.close(code, reason);
+        },
+        now: () => Date.now(),
+        authorize: subscribe
+          ? (conn, channel) => this.#authorize(subscribe, { conn, channel })
+          : undefined,
+        warn: (line) => this.log.warn(line),
+      },
+    });
+  }
+
+  /**
+   * Tokens and presence: loaded when tokens are on, --presence-events names channels, or a
+   * handlers file may name users (npm:jose is needed only with tokens).
+   */
+  async #openAccess(): Promise<Access<ClientConnection> | undefined> {
+    const o = this.options;
+    const wanted = this.#tokenKeys !== undefined || o.presenceEvents.length > 0 ||
+      o.handlers !== undefined;
+    if (!wanted) return undefined;
+    const { Access } = await import("../auth/access.ts");
+    const events = parseGrants(o.presenceEvents);
+    if (!events.ok) throw new Error(`--presence-events: ${events.error}`);
+    return new Access<ClientConnection>({
+      keys: this.#tokenKeys,
+      authTimeout: o.authTimeout,
+      presenceEvents: o.presenceEvents.length > 0 ? events.grants : undefined,
+    });
+  }
+
+  /** Runs the `subscribe` hook: true allows; a throw or anything but true refuses. */
+  async #authorize(
+    hook: NonNullable<Handlers["subscribe"]>,
+    { conn, channel }: { conn: ClientConnection; channel: string },
+  ): Promise<boolean> {
+    let allowed = false;
+    await this.#dispatch.call(
+      { event: "subscribe", conn: conn.id },
+      async () => allowed = (await hook(conn, channel, this)) === true,
+    );
+    return allowed;
+  }
+
+  #channelHub(): ChannelHub<ClientConnection> {
+    if (!this.#channels) throw new Error("Cannot use channels before the server starts");
+    return this.#channels;
+  }
+
   /** Waits while most clients are behind (the server cannot keep up), at most FIFO_PAUSE_MS. */
   async #flowControl(): Promise<void> {
+    if (this.#stopping) return; // Draining the FIFO on shutdown waits for no one.
     const deadline = Date.now() + FIFO_PAUSE_MS;
     while (this.#hub.mostAreBehind(Date.now()) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, FIFO_PAUSE_POLL_MS));

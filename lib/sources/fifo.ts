@@ -142,6 +142,25 @@ const REOPEN_BACKOFF_MAX_MS = 30_000;
 const REPLACED_CHECK_MS = 500;
 /** Pauses between reads of the old reader while the next open gets going (see #nextReader). */
 const CATCH_UP_MS = [1, 5, 20, 50, 200];
+/** How long `stop()` drains the pipe when not told (see `StopOptions.drainMs`). */
+export const DEFAULT_DRAIN_MS = 2000;
+/**
+ * A drain takes the pipe for empty once a read has been waiting for data (or EOF has been
+ * seen) over this many consecutive checks, DRAIN_IDLE_MS apart. Several short checks rather
+ * than one long timer: a read that completed while the event loop was busy is handled between
+ * two checks, so a busy loop does not pass for an empty pipe.
+ */
+const DRAIN_IDLE_CHECKS = 10;
+const DRAIN_IDLE_MS = 10;
+
+/** How `FifoReader.stop` ends. */
+export interface StopOptions {
+  /**
+   * Most milliseconds to keep reading what is already in the pipe, delivering it through
+   * `onBatch`, before stopping. 0 stops at once. Default DEFAULT_DRAIN_MS.
+   */
+  readonly drainMs?: number;
+}
 
 /** Reads `path` forever (until `stop`), reopening it each time the last writer closes. */
 export class FifoReader {
@@ -150,7 +169,16 @@ export class FifoReader {
   readonly #splitter: LineSplitter;
   #file: Deno.FsFile | null = null;
   #stopped = false;
+  #stopping: Promise<void> | null = null;
   #delivering: Promise<void> = Promise.resolve();
+  /** A batch is being handed to onBatch. */
+  #handingOver = false;
+  /** The loop waits for bytes that are not there: a read is pending, or no reader is held. */
+  #waitingForData = false;
+  /** The last read of the held reader met EOF: no writer, nothing in the pipe. */
+  #atEof = false;
+  /** Reads that returned bytes; a drain sees progress when this changes. */
+  #dataReads = 0;
   #notFifoLogged = false;
   #openFailures = 0;
   #state: FifoState = { state: "waiting", lastError: null };
@@ -178,7 +206,12 @@ export class FifoReader {
     const buf = new Uint8Array(READ_SIZE);
     let file: Deno.FsFile | null = null;
     while (!this.#stopped) {
-      file ??= await this.#open();
+      if (!file) {
+        // No read end is held while opening here, so the pipe holds nothing for us.
+        this.#waitingForData = true;
+        file = await this.#open();
+        this.#waitingForData = false;
+      }
       if (!file) continue;
       if ((await this.#readToEof(file, buf)) === null) {
         this.#close(file);
@@ -201,9 +234,17 @@ export class FifoReader {
     let any = false;
     try {
       for (;;) {
-        const n = await file.read(buf);
+        this.#waitingForData = true;
+        let n: number | null;
+        try {
+          n = await file.read(buf);
+        } finally {
+          this.#waitingForData = false;
+        }
+        this.#atEof = n === null;
         if (n === null) return any;
         if (this.#stopped) return null;
+        this.#dataReads++;
         any = true;
         await this.#deliver(this.#splitter.push(buf.subarray(0, n)));
       }
@@ -238,16 +279,57 @@ export class FifoReader {
   }
 
   /**
-   * Stops reading; lines not yet read stay in the pipe. Resolves once the lines already read
-   * have been handed over (a pending open or read cannot be cancelled, so it is not awaited).
+   * Stops reading. First, for at most `drainMs`, keeps reading what writers already put in
+   * the pipe, until the pipe is empty, and hands it over through `onBatch`: a writer whose
+   * write succeeded counts its lines as accepted. Then stops, and resolves once the lines
+   * already read have been handed over (a pending open or read cannot be cancelled, so it is
+   * not awaited).
+   *
+   * Not delivered: what is still in the pipe when `drainMs` runs out; anything written after
+   * the drain found the pipe empty; and an unfinished line (no newline yet) whose writer still
+   * has the FIFO open, which is logged with its size.
    */
-  stop(): Promise<void> {
+  stop(options: StopOptions = {}): Promise<void> {
+    this.#stopping ??= this.#stop(options.drainMs ?? DEFAULT_DRAIN_MS);
+    return this.#stopping;
+  }
+
+  async #stop(drainMs: number): Promise<void> {
+    if (drainMs > 0) await this.#drain(drainMs);
     this.#stopped = true;
     this.#stopSignal.resolve(null);
     if (this.#file) this.#close(this.#file);
     this.#releaseLock();
     closeCheckDescriptor(this.#path);
-    return this.#delivering;
+    await this.#delivering;
+    const held = this.#splitter.heldBytes;
+    if (held > 0) {
+      this.#options.log.warn(
+        `FIFO ${this.#path}: stopped with ${held} bytes of a line that has no newline yet; ` +
+          "not delivered",
+      );
+    }
+  }
+
+  /** Lets the read loop run until the pipe is empty or `ms` have passed. */
+  async #drain(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    let idleChecks = 0;
+    let seen = this.#dataReads;
+    while (idleChecks < DRAIN_IDLE_CHECKS) {
+      if (Date.now() >= deadline) {
+        this.#options.log.warn(
+          `FIFO ${this.#path}: stopped draining after ${ms} ms; lines still in the pipe ` +
+            "are not delivered",
+        );
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_IDLE_MS));
+      const idle = !this.#handingOver && (this.#waitingForData || this.#atEof) &&
+        this.#dataReads === seen;
+      idleChecks = idle ? idleChecks + 1 : 0;
+      seen = this.#dataReads;
+    }
   }
 
   async #open(): Promise<Deno.FsFile | null> {
@@ -396,7 +478,8 @@ export class FifoReader {
   }
 
   #deliver(results: ReturnType<LineSplitter["push"]>): Promise<void> {
-    this.#delivering = this.#handOver(results);
+    this.#handingOver = true;
+    this.#delivering = this.#handOver(results).finally(() => this.#handingOver = false);
     return this.#delivering;
   }
 

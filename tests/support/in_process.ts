@@ -4,6 +4,7 @@
 import type { Handlers, Logger } from "../../lib/api/handlers.ts";
 import { parseCommandLine } from "../../lib/api/options.ts";
 import { PushServer, type ServerParts } from "../../lib/server/server.ts";
+import { loadTokenKeys } from "../../lib/auth/keys.ts";
 
 export interface InProcessServer {
   readonly server: PushServer;
@@ -20,6 +21,8 @@ export interface InProcessOptions {
   readonly args?: readonly string[];
   readonly handlers?: Handlers;
   readonly resources?: ServerParts["resources"];
+  /** Turns tokens on with this HS256 secret (as --token-secret does through main.ts). */
+  readonly tokenSecret?: string;
 }
 
 /** Starts a server, runs `fn`, then shuts the server down and removes its FIFO. */
@@ -32,7 +35,7 @@ export async function withInProcessServer(
   const made = await new Deno.Command("mkfifo", { args: [fifo] }).output();
   if (!made.success) throw new Error(`mkfifo ${fifo} failed`);
   const parsed = parseCommandLine(
-    ["--port", "0", "--fifo", fifo, ...(options.args ?? [])],
+    ["--port", "0", "--fifo", fifo, "--state-dir", `${dir}/state`, ...(options.args ?? [])],
     () => undefined,
   );
   if (parsed.kind !== "run") throw new Error(`bad test options: ${JSON.stringify(parsed)}`);
@@ -54,10 +57,15 @@ export async function withInProcessServer(
     info: record("info"),
     debug: record("debug"),
   };
+  const loaded = options.tokenSecret === undefined
+    ? undefined
+    : await loadTokenKeys({ secret: options.tokenSecret });
+  if (loaded && !loaded.ok) throw new Error(loaded.message);
   const server = new PushServer(parsed.options, {
     handlers: options.handlers ?? {},
     log,
     resources: options.resources,
+    tokenKeys: loaded?.keys,
   });
   const addr = await server.start();
   const waitForLog = (pattern: RegExp, timeoutMs = 5000) => {

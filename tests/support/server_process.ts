@@ -61,6 +61,8 @@ export async function startServer(options: StartOptions = {}): Promise<ServerPro
       fifo,
       "--log-level",
       options.logLevel ?? "debug",
+      // Each server keeps its channel history apart (used only where writing is granted).
+      ...(options.args?.includes("--state-dir") ? [] : ["--state-dir", `${dir}/state`]),
       ...(options.args ?? []),
     ],
     env: options.env,
