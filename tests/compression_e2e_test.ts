@@ -393,3 +393,43 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "a channel publication to push.v1 subscribers is compressed once for all of them (RFC 7692 §7.1.1.1)",
+  ...inProcess,
+  async fn() {
+    await withInProcessServer({}, async (s) => {
+      const clients: WsClient[] = [];
+      for (const perMessageDeflate of [{}, {}, false]) {
+        const ws = new WsClient(`ws://127.0.0.1:${s.port}/`, "push.v1", { perMessageDeflate });
+        const messages: string[] = [];
+        const subscribed = new Promise<void>((resolve, reject) => {
+          ws.on("message", (d) => {
+            messages.push(String(d));
+            if (JSON.parse(String(d)).type === "subscribed") resolve();
+          });
+          ws.once("error", reject);
+        });
+        await new Promise((resolve) => ws.once("open", resolve));
+        ws.send(JSON.stringify({ op: "subscribe", channels: { news: {} } }));
+        await subscribed;
+        clients.push(Object.assign(ws, { messages }));
+      }
+      const before = s.server.stats.compressions;
+      const data = { items: Array.from({ length: 300 }, (_, i) => ({ id: i, v: "x" })) };
+      const got = clients.map((ws) =>
+        new Promise<Record<string, unknown>>((resolve) =>
+          ws.on("message", (d) => {
+            const m = JSON.parse(String(d));
+            if (m.type === "publication") resolve(m);
+          })
+        )
+      );
+      s.server.publish("news", data);
+      for (const m of await Promise.all(got)) assert.deepEqual(m.data, data);
+      assert.equal(s.server.stats.compressions - before, 1);
+      for (const ws of clients) await wsClose(ws);
+    });
+  },
+});
