@@ -25,16 +25,27 @@ const LINE_BYTES = Number(args.values["line-bytes"]);
 const CONNECT_BATCH = 100;
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
-/** A deterministic JSON line of exactly `size` bytes, different for each `seq`. */
+/**
+ * A deterministic JSON line of exactly `size` bytes, different for each `seq`. It is valid JSON
+ * without a command key, so the server broadcasts it (lib/channels/commands.ts: a line that
+ * starts with `{` and does not parse is dropped).
+ */
 function jsonLine(seq: number, size: number): string {
-  let s = `{"seq":${seq},"events":[`;
-  for (let i = 0; s.length < size; i++) {
+  const head = `{"seq":${seq},"events":[`;
+  const events: string[] = [];
+  for (let i = 0;; i++) {
     const id = (seq * 7919 + i * 104729) % 1000003;
-    s += `{"id":${id},"type":"price","sym":"S${id % 97}","px":${(id % 10007) / 100},` +
-      `"at":"2026-12-02T13:${String(i % 60).padStart(2, "0")}:00Z"},`;
+    const event = `{"id":${id},"type":"price","sym":"S${id % 97}","px":${(id % 10007) / 100},` +
+      `"at":"2026-12-02T13:${String(i % 60).padStart(2, "0")}:00Z"}`;
+    const next = [...events, event];
+    if (head.length + next.join(",").length + PAD_OVERHEAD > size) break;
+    events.push(event);
   }
-  return s.slice(0, size - 3) + "{}]}".slice(-3);
+  const body = head + events.join(",");
+  return body + `],"pad":"${"x".repeat(size - body.length - PAD_OVERHEAD)}"}`;
 }
+/** The bytes `],"pad":""}` add around the padding. */
+const PAD_OVERHEAD = 11;
 
 function serverCpuSeconds(pid: number): number {
   const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
