@@ -462,6 +462,21 @@ Deno.test("acceptResponse names the chosen subprotocol (RFC 6455 §4.2.2 item 5.
   );
 });
 
+Deno.test("acceptResponse names the agreed extensions after the subprotocol (RFC 6455 §9.1, RFC 7692 §5)", () => {
+  const head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+    "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n";
+  const deflate = "permessage-deflate; server_no_context_takeover";
+  assert.equal(
+    new TextDecoder().decode(acceptResponse(KEY, { protocol: "chat", extensions: deflate })),
+    `${head}Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Extensions: ${deflate}\r\n\r\n`,
+  );
+  assert.equal(
+    new TextDecoder().decode(acceptResponse(KEY, { extensions: deflate })),
+    `${head}Sec-WebSocket-Extensions: ${deflate}\r\n\r\n`,
+  );
+  assert.deepEqual(acceptResponse(KEY, {}), acceptResponse(KEY));
+});
+
 Deno.test("errorResponse is a complete HTTP response with its extra headers and a sized body", () => {
   const text = new TextDecoder().decode(
     errorResponse({

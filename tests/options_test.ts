@@ -54,6 +54,9 @@ Deno.test("defaults apply with no arguments and no environment", () => {
     closeTimeout: 5_000,
     shutdownTimeout: 5_000,
     logLevel: "info",
+    compression: true,
+    compressionThreshold: 512,
+    compressionLevel: 3,
     allowedOrigins: [],
     subprotocols: [],
     trustedProxies: [],
@@ -99,6 +102,9 @@ const SAMPLES: Record<string, { cli: string; cliValue: unknown; env: string; env
     closeTimeout: { cli: "1s", cliValue: 1000, env: "9s", envValue: 9000 },
     shutdownTimeout: { cli: "8s", cliValue: 8000, env: "100", envValue: 100 },
     logLevel: { cli: "debug", cliValue: "debug", env: "error", envValue: "error" },
+    compression: { cli: "on", cliValue: true, env: "off", envValue: false },
+    compressionThreshold: { cli: "1KiB", cliValue: 1024, env: "100", envValue: 100 },
+    compressionLevel: { cli: "1", cliValue: 1, env: "9", envValue: 9 },
     allowedOrigins: {
       cli: "https://a.example",
       cliValue: ["https://a.example"],
@@ -202,6 +208,21 @@ for (const bad of ["-1", "65536", "http", "80.5", "", " 80"]) {
         /^PUSH_PORT: .*(not a port|negative: a port)/,
       );
     }
+  });
+}
+
+for (const bad of ["yes", "true", "1", "ON", ""]) {
+  Deno.test(`--compression '${bad}' is a one-line error: only on or off`, () => {
+    assert.match(error([`--compression=${bad}`]), /^--compression: .*not on or off/);
+  });
+}
+
+for (const bad of ["0", "10", "fast", "1.5", "-1"]) {
+  Deno.test(`--compression-level '${bad}' is a one-line error: zlib levels 1-9`, () => {
+    assert.match(
+      error([], envOf({ PUSH_COMPRESSION_LEVEL: bad })),
+      /^PUSH_COMPRESSION_LEVEL: .*not a compression level/,
+    );
   });
 }
 

@@ -2,6 +2,7 @@
 // variables, and the one-line errors for bad values. Errors are values, never thrown.
 
 import { parseArgs } from "node:util";
+import { DEFAULT_COMPRESSION_LEVEL, DEFAULT_COMPRESSION_THRESHOLD } from "../protocol/deflate.ts";
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
 export const LOG_LEVELS: readonly LogLevel[] = ["error", "warn", "info", "debug"];
@@ -48,6 +49,12 @@ export interface Options {
   readonly messageRate: number | undefined;
   /** Messages a connection may send at once within --message-rate; undefined: the rate. */
   readonly messageBurst: number | undefined;
+  /** permessage-deflate (RFC 7692) is negotiated with clients that offer it. */
+  readonly compression: boolean;
+  /** Messages under this many bytes are sent uncompressed. */
+  readonly compressionThreshold: number;
+  /** zlib compression level, 1 (fastest) to 9 (smallest). */
+  readonly compressionLevel: number;
   /** The handlers file, or undefined for the default broadcast. */
   readonly handlers: string | undefined;
   /** The HS256 secret that push.v1 tokens (JWT) are signed with; tokens off when unset. */
@@ -78,7 +85,9 @@ type Kind =
   | "switch"
   | "count"
   | "log-format"
-  | "address";
+  | "address"
+  | "on-off"
+  | "zlib-level";
 
 /** An on/off setting whose default depends on other settings. */
 export type Switch = "auto" | "on" | "off";
@@ -220,6 +229,30 @@ export const OPTION_SPECS: readonly Spec[] = [
     kind: "level",
     default: "info",
     help: "error, warn, info or debug",
+  },
+  {
+    key: "compression",
+    flag: "compression",
+    env: "PUSH_COMPRESSION",
+    kind: "on-off",
+    default: "on",
+    help: "permessage-deflate with clients that offer it: on or off",
+  },
+  {
+    key: "compressionThreshold",
+    flag: "compression-threshold",
+    env: "PUSH_COMPRESSION_THRESHOLD",
+    kind: "size",
+    default: `${DEFAULT_COMPRESSION_THRESHOLD}B`,
+    help: "messages under this size are sent uncompressed",
+  },
+  {
+    key: "compressionLevel",
+    flag: "compression-level",
+    env: "PUSH_COMPRESSION_LEVEL",
+    kind: "zlib-level",
+    default: String(DEFAULT_COMPRESSION_LEVEL),
+    help: "zlib level, 1 (fastest) to 9 (smallest)",
   },
   {
     key: "allowedOrigins",
@@ -547,6 +580,10 @@ function describeBad(kind: Kind, value: string): string {
       return `${raw} is not a log format (${LOG_FORMATS.join(", ")})`;
     case "address":
       return `${raw} is not host:port (like 127.0.0.1:9090, or port 0 for any free port)`;
+    case "on-off":
+      return `${raw} is not on or off`;
+    case "zlib-level":
+      return `${raw} is not a compression level (1-9)`;
     default:
       return `${raw} is not valid`;
   }
@@ -579,6 +616,10 @@ function parseValue(kind: Kind, raw: string): unknown {
       return (LOG_FORMATS as readonly string[]).includes(raw) ? raw : undefined;
     case "address":
       return parseHostPort(raw) ? raw : undefined;
+    case "on-off":
+      return raw === "on" ? true : raw === "off" ? false : undefined;
+    case "zlib-level":
+      return /^[1-9]$/.test(raw) ? Number(raw) : undefined;
   }
 }
 

@@ -177,6 +177,11 @@ export function createMetrics(
     () => stats.messagesOut,
   );
   counter("push_sent_bytes_total", "Bytes written to client sockets.", () => stats.bytesOut);
+  counter(
+    "push_compressed_messages_total",
+    "Messages run through deflate (permessage-deflate); a broadcast counts once, not per client.",
+    () => stats.compressions,
+  );
   gauge("push_queued_bytes", "Bytes waiting in client outbound queues.", sources.bytesQueued);
   counter("push_fifo_lines_read_total", "Lines read from the FIFO.", () => stats.fifoLinesRead);
   tally("push_fifo_lines_dropped_total", {

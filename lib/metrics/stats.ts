@@ -118,6 +118,11 @@ export class PushStats {
   messagesOut = 0;
   /** Bytes written to client sockets (add each write's result). */
   bytesOut = 0;
+  /**
+   * Messages run through deflate for permessage-deflate clients: once per message sent to one
+   * client, and once per broadcast message whatever its fan-out (once per window size in use).
+   */
+  compressions = 0;
   fifoLinesRead = 0;
   /** Reads from the FIFO that delivered at least one line. */
   fifoBatches = 0;

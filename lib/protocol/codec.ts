@@ -1,6 +1,7 @@
-// Owns the WebSocket connection state machine (RFC 6455 §5–§7): bytes in, events and bytes out.
-// Sans-I/O: no sockets, timers, clock or randomness. Every frame the connection sends passes
-// through it, and its events are pulled one at a time, so output keeps its order by construction.
+// Owns the WebSocket connection state machine (RFC 6455 §5–§7): bytes in, events and bytes out,
+// with permessage-deflate (RFC 7692) when negotiated. Sans-I/O: no sockets, timers, clock or
+// randomness. Every frame the connection sends passes through it, and its events are pulled one
+// at a time, so output keeps its order by construction.
 
 import { CloseCode, isValidCloseCode } from "./close_codes.ts";
 import { type Failure, failure, type FailureKind } from "./failures.ts";
@@ -19,6 +20,18 @@ import {
   parseFrameHeader,
 } from "./frame.ts";
 import { isValidUtf8, Utf8Validator } from "./utf8.ts";
+import {
+  compressedSizeLimit,
+  compressMessage,
+  DEFAULT_COMPRESSION_LEVEL,
+  DEFAULT_COMPRESSION_THRESHOLD,
+  type InflateFailure,
+  type InflateFailureKind,
+  inflateMessage,
+  inflateText,
+} from "./deflate.ts";
+import { type CompressionSettings, encodeCompressedFrame } from "./compressed_frames.ts";
+import type { DeflateParams } from "./permessage_deflate.ts";
 
 /** What the codec reports to its owner, pulled with `nextEvent()`. */
 export type CodecEvent =
@@ -50,6 +63,11 @@ export type CodecState = "open" | "closing" | "closed";
 export interface EncodedFrames {
   /** Whole data frames, as `encodeFrame` returns them. */
   readonly parts: readonly Uint8Array[];
+  /**
+   * True when some frame has RSV1 set (a compressed message, RFC 7692 §6): only a connection
+   * that negotiated permessage-deflate may be sent these.
+   */
+  readonly compressed?: boolean;
 }
 
 export interface OutputSink {
@@ -72,7 +90,33 @@ export interface CodecOptions {
   readonly maskKey?: () => Uint8Array;
   /** Server role only: where sent frames go. Without one, `takeOutput()` drains them. */
   readonly sink?: OutputSink;
+  /**
+   * permessage-deflate as agreed in the handshake (`negotiateDeflate`), or null/absent: off.
+   * A server codec then reads and sends compressed messages; a client codec only reads them.
+   */
+  readonly deflate?: DeflateParams | null;
+  /** Threshold and level for the messages this codec compresses itself (`sendText`/`sendBinary`). */
+  readonly compression?: CompressionSettings;
+  /** Incremented once per message this codec runs through deflate (e.g. the server's stats). */
+  readonly compressionCounter?: CompressionCounter;
 }
+
+/** Where a codec counts the messages it compressed. */
+export interface CompressionCounter {
+  compressions: number;
+}
+
+/** RSV1 as `FrameHeader.rsv` holds it (RSV1 RSV2 RSV3 → 4 2 1): RFC 7692 §6's "compressed" bit. */
+const RSV1 = 4;
+/** A UTF-16 unit takes at most 3 UTF-8 bytes: a shorter text is under the threshold unencoded. */
+const MAX_UTF8_PER_UNIT = 3;
+
+/** The failure kind for each way inflating a message fails (RFC 7692 §8, RFC 6455 §8.1). */
+const INFLATE_FAILURE: Record<InflateFailureKind, FailureKind> = {
+  message_too_big: "message-too-big",
+  invalid_compressed_data: "invalid-compressed-data",
+  invalid_utf8: "invalid-utf8",
+};
 
 export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
 /**
@@ -103,6 +147,14 @@ export class Codec {
   readonly #maxFragments: number;
   readonly #maskKey?: () => Uint8Array;
   readonly #sink: OutputSink;
+  readonly #deflate: DeflateParams | null;
+  /** The window this codec compresses with, or null: it sends everything plain. */
+  readonly #compressWindow: number | null;
+  readonly #compressThreshold: number;
+  readonly #compressLevel: number;
+  readonly #counter: CompressionCounter | null;
+  /** The most compressed bytes one message may take (its inflated size is checked at FIN). */
+  readonly #maxCompressed: number;
 
   #state: CodecState = "open";
   #closeExpected = false;
@@ -132,6 +184,8 @@ export class Codec {
   #msg: Uint8Array | null = null;
   #msgLen = 0;
   #fragments = 0;
+  /** The message being read had RSV1 on its first frame: it is inflated at FIN (RFC 7692 §6.2). */
+  #compressed = false;
   /** For text that spans chunks; allocated the first time one does. */
   #utf8: Utf8Validator | null = null;
 
@@ -140,6 +194,13 @@ export class Codec {
     this.#maxMessage = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.#maxFragments = options.maxFragments ?? defaultMaxFragments(this.#maxMessage);
     this.#maskKey = options.maskKey;
+    this.#deflate = options.deflate ?? null;
+    // A client codec reads compressed messages but sends plain ones (it has no masked form).
+    this.#compressWindow = this.#server ? this.#deflate?.compressWindowBits ?? null : null;
+    this.#compressThreshold = options.compression?.threshold ?? DEFAULT_COMPRESSION_THRESHOLD;
+    this.#compressLevel = options.compression?.level ?? DEFAULT_COMPRESSION_LEVEL;
+    this.#counter = options.compressionCounter ?? null;
+    this.#maxCompressed = compressedSizeLimit(this.#maxMessage);
     if (!this.#server && !this.#maskKey) throw new TypeError("A client codec needs maskKey");
     if (!this.#server && options.sink) throw new TypeError("Only a server codec takes a sink");
     this.#sink = options.sink ?? {
@@ -230,9 +291,18 @@ export class Codec {
     return out;
   }
 
-  /** Sends a text message; false when not open (or the sink refused it). */
+  /**
+   * Sends a text message; false when not open (or the sink refused it). With permessage-deflate
+   * a text of at least the threshold's bytes goes out compressed, if that makes it smaller.
+   */
   sendText(text: string): boolean {
     if (this.#state !== "open") return false;
+    if (
+      this.#compressWindow !== null && text.length * MAX_UTF8_PER_UNIT >= this.#compressThreshold
+    ) {
+      const bytes = encoder.encode(text);
+      if (bytes.length >= this.#compressThreshold) return this.#send(Opcode.TEXT, bytes);
+    }
     if (this.#server) {
       return this.#sink.text
         ? this.#sink.text(text)
@@ -247,7 +317,7 @@ export class Codec {
    */
   sendBinary(data: Uint8Array): boolean {
     if (this.#state !== "open") return false;
-    return this.#queue(Opcode.BINARY, data);
+    return this.#send(Opcode.BINARY, data);
   }
 
   /**
@@ -256,6 +326,10 @@ export class Codec {
    */
   sendEncoded(frames: EncodedFrames): boolean {
     if (!this.#server) throw new TypeError("Only a server codec sends pre-encoded frames");
+    // RFC 7692 §6: RSV1 means "compressed" only where the extension was negotiated.
+    if (frames.compressed && this.#compressWindow === null) {
+      throw new TypeError("Cannot send compressed frames: permessage-deflate is not in use");
+    }
     if (this.#state !== "open") return false;
     return this.#sink.encoded ? this.#sink.encoded(frames) : this.#sink.frames(frames.parts, false);
   }
@@ -341,6 +415,22 @@ export class Codec {
     return true;
   }
 
+  /**
+   * Sends a data message: compressed when permessage-deflate is in use, the payload is at least
+   * the threshold, and deflate makes it smaller (RFC 7692 §6: RSV1 is set per message).
+   */
+  #send(opcode: number, payload: Uint8Array): boolean {
+    const bits = this.#compressWindow;
+    if (bits !== null && payload.length >= this.#compressThreshold) {
+      const compressed = compressMessage(payload, { level: this.#compressLevel, windowBits: bits });
+      if (this.#counter) this.#counter.compressions++;
+      if (compressed.length < payload.length) {
+        return this.#sink.frames(encodeCompressedFrame(opcode, compressed), false);
+      }
+    }
+    return this.#queue(opcode, payload);
+  }
+
   #queue(opcode: number, payload: Uint8Array): boolean {
     const control = isControlOpcode(opcode);
     if (this.#server) return this.#sink.frames(encodeFrame(opcode, payload), control);
@@ -409,8 +499,22 @@ export class Codec {
 
   /** Checks the header against RFC 6455 before any payload is read or buffered. */
   #frameRuleBroken(h: FrameHeader): { kind: FailureKind; detail?: string } | null {
-    // RFC 6455 §5.2: RSV1-3 "MUST be 0 unless an extension is negotiated".
-    if (h.rsv !== 0) return { kind: "reserved-bits" };
+    // RFC 6455 §5.2: RSV1-3 "MUST be 0 unless an extension is negotiated". RFC 7692 §6:
+    // permessage-deflate sets RSV1 on the first frame of a data message only; §6.1: a control
+    // frame or a continuation frame with RSV1 set is an error.
+    if (h.rsv !== 0) {
+      const first = h.opcode === Opcode.TEXT || h.opcode === Opcode.BINARY;
+      if (h.rsv !== RSV1 || this.#deflate === null || !first) {
+        return {
+          kind: "reserved-bits",
+          detail: h.rsv === RSV1 && this.#deflate !== null
+            ? `RSV1 set on a ${
+              first ? "data" : isControlOpcode(h.opcode) ? "control" : "continuation"
+            } frame`
+            : undefined,
+        };
+      }
+    }
     // RFC 6455 §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail_".
     if (!isKnownOpcode(h.opcode)) {
       return { kind: "reserved-opcode", detail: `reserved opcode ${h.opcode}` };
@@ -432,9 +536,13 @@ export class Codec {
     if (h.opcode !== Opcode.CONTINUATION && this.#msgOpcode >= 0) {
       return { kind: "interleaved-message" };
     }
-    // STYLE rule 6: limits are checked from the header, before anything is allocated.
-    const sofar = h.opcode === Opcode.CONTINUATION ? this.#msgLen : 0;
-    if (sofar + h.payloadLength > this.#maxMessage) {
+    // STYLE rule 6: limits are checked from the header, before anything is allocated. A
+    // compressed message is bounded here on its compressed bytes, and on its inflated bytes at
+    // FIN (inflation stops at the limit).
+    const continuing = h.opcode === Opcode.CONTINUATION;
+    const sofar = continuing ? this.#msgLen : 0;
+    const compressed = continuing ? this.#compressed : h.rsv === RSV1;
+    if (sofar + h.payloadLength > (compressed ? this.#maxCompressed : this.#maxMessage)) {
       return { kind: "message-too-big", detail: `message over ${this.#maxMessage} bytes` };
     }
     const fragments = h.opcode === Opcode.CONTINUATION ? this.#fragments : 0;
@@ -449,6 +557,7 @@ export class Codec {
       this.#msgOpcode = h.opcode;
       this.#msgLen = 0;
       this.#fragments = 0;
+      this.#compressed = h.rsv === RSV1;
       this.#utf8?.reset();
       // Allocated when payload bytes arrive, unless the whole frame is at hand then.
       this.#msg = null;
@@ -464,8 +573,9 @@ export class Codec {
   #reserve(size: number): Uint8Array {
     const msg = this.#msg;
     if (msg && size <= msg.length) return msg;
+    const limit = this.#compressed ? this.#maxCompressed : this.#maxMessage;
     const grown = new Uint8Array(
-      Math.min(Math.max(size, (msg?.length ?? 0) * 2, FIRST_MESSAGE_CAPACITY), this.#maxMessage),
+      Math.min(Math.max(size, (msg?.length ?? 0) * 2, FIRST_MESSAGE_CAPACITY), limit),
     );
     if (msg) grown.set(msg.subarray(0, this.#msgLen));
     this.#msg = grown;
@@ -487,7 +597,9 @@ export class Codec {
       return take;
     } else {
       // RFC 6455 §8.1: fail as soon as the text is known to be invalid, mid-frame included.
-      const utf8 = this.#msgOpcode === Opcode.TEXT ? (this.#utf8 ??= new Utf8Validator()) : null;
+      // A compressed message's text is known only once inflated, at FIN.
+      const text = this.#msgOpcode === Opcode.TEXT && !this.#compressed;
+      const utf8 = text ? (this.#utf8 ??= new Utf8Validator()) : null;
       if (utf8 && !utf8.push(piece)) {
         this.fail("invalid-utf8");
         return take;
@@ -517,6 +629,11 @@ export class Codec {
     const opcode = this.#msgOpcode;
     this.#msgOpcode = -1;
     this.#fragments = 0;
+    if (this.#compressed) {
+      this.#compressed = false;
+      this.#inflate(opcode, payload);
+      return;
+    }
     if (opcode === Opcode.BINARY) {
       this.#events.push({ type: "binary", data: payload.slice() });
       return;
@@ -541,6 +658,11 @@ export class Codec {
     this.#msg = null;
     this.#msgLen = 0;
     this.#fragments = 0;
+    if (this.#compressed) {
+      this.#compressed = false;
+      this.#inflate(opcode, bytes);
+      return;
+    }
     if (opcode === Opcode.BINARY) {
       this.#events.push({ type: "binary", data: bytes });
       return;
@@ -550,6 +672,28 @@ export class Codec {
       return;
     }
     this.#events.push({ type: "text", data: decoder.decode(bytes) });
+  }
+
+  /**
+   * Ends a compressed message (RFC 7692 §7.2.2): its payload, all fragments joined, is inflated
+   * with 00 00 ff ff appended, stopping past the message-size limit (a zip bomb gets 1009); the
+   * inflated text is checked as UTF-8 (1007).
+   */
+  #inflate(opcode: number, compressed: Uint8Array): void {
+    const options = { maxMessageSize: this.#maxMessage };
+    if (opcode === Opcode.BINARY) {
+      const result = inflateMessage(compressed, options);
+      if (result.ok) this.#events.push({ type: "binary", data: result.data });
+      else this.#inflateFailed(result);
+      return;
+    }
+    const result = inflateText(compressed, options);
+    if (result.ok) this.#events.push({ type: "text", data: result.text });
+    else this.#inflateFailed(result);
+  }
+
+  #inflateFailed(result: InflateFailure): void {
+    this.fail(INFLATE_FAILURE[result.kind], result.reason);
   }
 
   #handleControl(opcode: number, payload: Uint8Array): void {

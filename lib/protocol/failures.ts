@@ -39,6 +39,11 @@ export const FAILURES = {
   "too-many-fragments": { code: CloseCode.MESSAGE_TOO_BIG, text: "message in too many frames" },
   // RFC 6455 §8.1: text that is not valid UTF-8 fails the connection with 1007.
   "invalid-utf8": { code: CloseCode.INVALID_PAYLOAD_DATA, text: "invalid UTF-8 in text message" },
+  // RFC 7692 §7.2.2: a compressed message that does not inflate is invalid data.
+  "invalid-compressed-data": {
+    code: CloseCode.INVALID_PAYLOAD_DATA,
+    text: "invalid compressed data",
+  },
   "truncated-utf8": {
     code: CloseCode.INVALID_PAYLOAD_DATA,
     text: "text message ends inside a UTF-8 sequence",

@@ -26,6 +26,7 @@ export function isKnownOpcode(opcode: number): boolean {
 export const MAX_CONTROL_PAYLOAD = 125;
 
 const FIN_BIT = 0x80;
+const RSV1_BIT = 0x40;
 const RSV_MASK = 0x70;
 const OPCODE_MASK = 0x0f;
 const MASK_BIT = 0x80;
@@ -117,6 +118,11 @@ export interface HeaderOptions {
   readonly fin?: boolean;
   /** A 4-byte masking key (clients must mask, RFC 6455 §5.3); servers send unmasked. */
   readonly mask?: Uint8Array;
+  /**
+   * Sets RSV1, which permessage-deflate uses to mark a compressed message on its first frame
+   * (RFC 7692 §6). Only for a connection that negotiated it; defaults to false.
+   */
+  readonly rsv1?: boolean;
 }
 
 /** Encodes a frame header for a payload of `length` bytes. Returns a new array. */
@@ -129,7 +135,7 @@ export function encodeFrameHeader(
   const mask = options.mask;
   const extra = length < LEN_16 ? 0 : length <= 0xffff ? 2 : 8;
   const header = new Uint8Array(2 + extra + (mask ? 4 : 0));
-  header[0] = (fin ? FIN_BIT : 0) | opcode;
+  header[0] = (fin ? FIN_BIT : 0) | (options.rsv1 ? RSV1_BIT : 0) | opcode;
   const maskBit = mask ? MASK_BIT : 0;
   if (extra === 0) {
     header[1] = maskBit | length;

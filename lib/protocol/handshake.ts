@@ -279,11 +279,25 @@ export function acceptValue(key: string): string {
 
 const encoder = new TextEncoder();
 
-/** The bytes of the 101 response that completes the handshake. */
-export function acceptResponse(key: string, protocol?: string): Uint8Array {
+/** What the 101 response agrees to besides the upgrade itself. */
+export interface AcceptOptions {
+  /** The chosen subprotocol (RFC 6455 §4.2.2 item 5.5). */
+  readonly protocol?: string;
+  /** The Sec-WebSocket-Extensions value, e.g. `DeflateParams.header` (RFC 6455 §9.1). */
+  readonly extensions?: string;
+}
+
+/**
+ * The bytes of the 101 response that completes the handshake. `options` may be the chosen
+ * subprotocol alone (a string), as before extensions were negotiated.
+ */
+export function acceptResponse(key: string, options?: string | AcceptOptions): Uint8Array {
+  const { protocol, extensions } = typeof options === "string" ? { protocol: options } : options ??
+    {};
   let head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
     `Sec-WebSocket-Accept: ${acceptValue(key)}\r\n`;
   if (protocol) head += `Sec-WebSocket-Protocol: ${protocol}\r\n`;
+  if (extensions) head += `Sec-WebSocket-Extensions: ${extensions}\r\n`;
   return encoder.encode(head + "\r\n");
 }
 

@@ -1,6 +1,7 @@
 // Owns one client socket: the opening handshake, the read loop that feeds the codec and pulls
 // its events one at a time, the write pump that drains the frame-aware outbound queue, and the
-// end of TCP. Every frame it sends goes through the codec; deadlines come from Liveness.
+// end of TCP, and the permessage-deflate agreement (RFC 7692) made in the handshake. Every frame
+// it sends goes through the codec; deadlines come from Liveness.
 
 import type { CloseInfo, Connection, Logger, Message } from "../api/handlers.ts";
 import type { Options } from "../api/options.ts";
@@ -25,6 +26,7 @@ import {
   type UpgradeRequest as WsUpgrade,
   validateUpgrade,
 } from "../protocol/handshake.ts";
+import { type DeflateParams, negotiateDeflate } from "../protocol/permessage_deflate.ts";
 
 /** A valid upgrade request: the HTTP request and what it asks of the WebSocket. */
 export interface UpgradeAsked {
@@ -72,6 +74,7 @@ const MAX_READ = 256 * 1024;
 /** A slow consumer gets at most this long to take its Close before TCP is dropped. */
 const SLOW_CONSUMER_CLOSE_MS = 2000;
 const NO_HEADERS: ReadonlyMap<string, string> = new Map();
+const EXTENSIONS_HEADER = "sec-websocket-extensions";
 /** A request-target whose path `new URL` would return unchanged: no dot, percent, "//" start. */
 const PLAIN_PATH = /^\/(?!\/)[A-Za-z0-9\-_~!$&'()*+,;=:@/]*$/;
 
@@ -105,6 +108,8 @@ export class ClientConnection implements Connection {
   admitted: string | null = null;
   /** This connection's inbound message budget (--message-rate), or null when off. */
   rate: MessageRate | null = null;
+  /** permessage-deflate as agreed in the handshake, or null (not offered, or --compression off). */
+  deflate: DeflateParams | null = null;
 
   readonly #socket: Deno.Conn;
   readonly #host: ConnectionHost;
@@ -133,6 +138,7 @@ export class ClientConnection implements Connection {
   #noDelay = false;
   /** Whether the host already holds this connection in its list to flush this turn. */
   #flushQueued = false;
+  #compressWindow: number | null = null;
 
   constructor(socket: Deno.Conn, host: ConnectionHost) {
     this.#socket = socket;
@@ -178,6 +184,14 @@ export class ClientConnection implements Connection {
   /** Whether its output has waited over `ms` with no write completing: the peer is not reading. */
   isStalled(now: number, ms: number): boolean {
     return this.#liveness.stalledFor(now) > ms;
+  }
+
+  /**
+   * The deflate window this connection's compressed messages are made with, or null when it
+   * gets plain ones only: a broadcast picks its form by this.
+   */
+  get compressWindow(): number | null {
+    return this.#compressWindow;
   }
 
   get isOpen(): boolean {
@@ -439,10 +453,23 @@ export class ClientConnection implements Connection {
     this.protocol = decision.protocol;
     this.data = decision.data;
     this.user = decision.user ?? null;
+    const o = this.#host.options;
+    // RFC 7692 §5.1: accept at most one permessage-deflate offer, and only one we can honour.
+    const deflate = o.compression ? negotiateDeflate(this.#headers?.get(EXTENSIONS_HEADER)) : null;
+    this.deflate = deflate;
+    this.#compressWindow = deflate?.compressWindowBits ?? null;
     this.#headers = null;
-    await this.#writeAll(acceptResponse(key, decision.protocol || undefined));
+    await this.#writeAll(
+      acceptResponse(key, {
+        protocol: decision.protocol || undefined,
+        extensions: deflate?.header,
+      }),
+    );
     const codec = new Codec({
-      maxMessageSize: this.#host.options.maxMessageSize,
+      maxMessageSize: o.maxMessageSize,
+      deflate,
+      compression: { threshold: o.compressionThreshold, level: o.compressionLevel },
+      compressionCounter: this.#host.stats,
       sink: {
         frames: (parts, control) => this.#frames(parts, control),
         encoded: (frames) => this.#encoded(frames),

@@ -1,9 +1,10 @@
-// Owns the set of connections and the fan-out: broadcasts framed once and shared, the writes of
-// one turn started in windows, the memory budget that sheds the clients holding the most, and
+// Owns the set of connections and the fan-out: broadcasts framed once per form (plain, and
+// compressed for permessage-deflate connections) and shared, the writes of one turn started in windows, the memory budget that sheds the clients holding the most, and
 // the flow-control question the FIFO asks ("are most clients behind?").
 
 import type { Logger } from "../api/handlers.ts";
 import { SharedBytes } from "../policy/outbound_queue.ts";
+import type { BroadcastForms } from "../protocol/compressed_frames.ts";
 import type { ClientConnection } from "./connection.ts";
 
 /** Most clients whose writes are started at once (see #flushDirty). */
@@ -20,6 +21,11 @@ export const BEHIND_BYTES = 64 * 1024;
  * left out of the flow-control count: clients that do not read never hold up those that do.
  */
 export const STALLED_MS = 1000;
+
+/** Broadcast bytes whose frames carry RSV1 (RFC 7692 §6): only for deflate connections. */
+class CompressedBytes extends SharedBytes {
+  readonly compressed = true;
+}
 
 export interface HubOptions {
   readonly log: Logger;
@@ -78,35 +84,68 @@ export class Hub {
   }
 
   /**
-   * Queues `parts` (whole frames, framed once) for every open client that `accept` passes,
-   * sharing the same bytes. Returns how many clients took them.
+   * Queues a message for every open client that `accept` passes, sharing the same bytes: each
+   * form is made (framed, and compressed) at most once, on first need. A client without
+   * permessage-deflate gets the plain form; one with it gets the form compressed for its window
+   * (the plain one when compression does not pay). Plain `parts` (whole frames) go to everyone
+   * as they are. Returns how many clients took it.
    */
   broadcast(
-    parts: readonly Uint8Array[],
+    message: BroadcastForms | readonly Uint8Array[],
     accept?: (conn: ClientConnection) => boolean,
   ): number {
-    return this.#share(parts, this.#open, accept);
+    return this.#fanOut(message, this.#open, accept);
   }
 
-  /** Queues `parts` (whole frames, framed once) for each of `to`, sharing the same bytes. */
-  sendTo(parts: readonly Uint8Array[], to: readonly ClientConnection[]): number {
-    return this.#share(parts, to);
+  /** Queues a message for each of `to`, each form made once and shared, as `broadcast` does. */
+  sendTo(message: BroadcastForms | readonly Uint8Array[], to: readonly ClientConnection[]): number {
+    return this.#fanOut(message, to);
   }
 
-  #share(
-    parts: readonly Uint8Array[],
+  #fanOut(
+    message: BroadcastForms | readonly Uint8Array[],
     to: Iterable<ClientConnection>,
     accept?: (conn: ClientConnection) => boolean,
   ): number {
-    const shared = new SharedBytes(parts, this.#freeShared);
-    this.#sharedBytes += shared.size;
+    const forms = isParts(message) ? plainForms(message) : message;
+    let plain: SharedBytes | null = null;
+    /** By window bits: the compressed form, or the plain one where none pays; few keys in use. */
+    let byWindow: Map<number, SharedBytes> | null = null;
     let sent = 0;
     for (const conn of to) {
       if (accept && !accept(conn)) continue;
+      const bits = conn.compressWindow;
+      let shared: SharedBytes;
+      if (bits === null) {
+        shared = plain ??= this.#count(new SharedBytes(forms.plain(), this.#freeShared));
+      } else {
+        byWindow ??= new Map();
+        let form = byWindow.get(bits);
+        if (form === undefined) {
+          const parts = forms.compressed(bits);
+          form = parts === null
+            ? (plain ??= this.#count(new SharedBytes(forms.plain(), this.#freeShared)))
+            : this.#count(new CompressedBytes(parts, this.#freeShared));
+          byWindow.set(bits, form);
+        }
+        shared = form;
+      }
       if (conn.sendShared(shared)) sent++;
     }
-    if (shared.holders === 0) this.#sharedBytes -= shared.size;
+    // Forms no client took are not held by any queue.
+    if (plain !== null && plain.holders === 0) this.#sharedBytes -= plain.size;
+    if (byWindow !== null) {
+      for (const form of byWindow.values()) {
+        if (form !== plain && form.holders === 0) this.#sharedBytes -= form.size;
+      }
+    }
     return sent;
+  }
+
+  /** Counts `shared` in the bytes held for all clients, until its last holder lets go. */
+  #count(shared: SharedBytes): SharedBytes {
+    this.#sharedBytes += shared.size;
+    return shared;
   }
 
   /** Bytes queued for all clients, each broadcast counted once. */
@@ -226,4 +265,15 @@ async function settledOrTimeout(pending: Promise<void>[], ms: number): Promise<v
   } finally {
     clearTimeout(timer);
   }
+}
+
+function isParts(
+  message: BroadcastForms | readonly Uint8Array[],
+): message is readonly Uint8Array[] {
+  return Array.isArray(message);
+}
+
+/** Frames already encoded plain: the same for every client. */
+function plainForms(parts: readonly Uint8Array[]): BroadcastForms {
+  return { plain: () => parts, compressed: () => null };
 }

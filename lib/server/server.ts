@@ -26,11 +26,10 @@ import {
 import type { CodecEvent } from "../protocol/codec.ts";
 import { CloseCode } from "../protocol/close_codes.ts";
 import type { Failure } from "../protocol/failures.ts";
-import { encodeFrame, encodeTextFrame, Opcode } from "../protocol/frame.ts";
+import { BroadcastFrames, type BroadcastSettings } from "../protocol/compressed_frames.ts";
 import type { HandshakeError, HttpRequest } from "../protocol/handshake.ts";
 import { DEFAULT_HISTORY_LIMITS } from "../channels/history.ts";
 import type { UpgradeSettings } from "../policy/upgrade_policy.ts";
-import { concatBytes } from "../protocol/bytes.ts";
 import { DEFAULT_DRAIN_MS, FifoReader, type FifoState } from "../sources/fifo.ts";
 import { DEFAULT_LOG_LIMIT, LogLimiter } from "../policy/log_limiter.ts";
 import { ClientConnection, type ConnectionHost, type UpgradeAsked } from "./connection.ts";
@@ -203,13 +202,18 @@ export class PushServer implements Server, ConnectionHost {
   }
 
   broadcast(message: Message, filter?: (conn: Connection) => boolean): number {
-    // Encoded once: every client's queue holds the same bytes.
-    const frame = typeof message === "string"
-      ? encodeTextFrame(message)
-      : encodeFrame(Opcode.BINARY, message);
-    const sent = this.#hub.broadcast(frame, filter && ((conn) => this.#safeFilter(filter, conn)));
+    // Encoded once per form (plain, compressed): every client's queue holds the same bytes.
+    const frames = new BroadcastFrames([message], this.#compression());
+    const sent = this.#hub.broadcast(frames, filter && ((conn) => this.#safeFilter(filter, conn)));
     this.stats.messagesOut += sent;
+    this.stats.compressions += frames.compressions;
     return sent;
+  }
+
+  /** How broadcasts compress for permessage-deflate clients. */
+  #compression(): BroadcastSettings {
+    const o = this.options;
+    return { threshold: o.compressionThreshold, level: o.compressionLevel };
   }
 
   send(conn: Connection, message: Message): boolean {
@@ -468,25 +472,29 @@ export class PushServer implements Server, ConnectionHost {
     const lines = this.#pendingLines;
     if (lines.length === 0) return;
     this.#pendingLines = [];
+    // Each line is compressed at most once, and each form (plain, compressed) joined once.
+    const frames = new BroadcastFrames(lines, {
+      ...this.#compression(),
+      joinLimit: SHARED_BATCH_LIMIT,
+    });
     // push.v1 speaks only JSON (lib/channels/PROTOCOL.md): plain lines go to the other clients.
     const notPushV1 = (this.#channels?.connectionCount ?? 0) > 0
       ? (conn: ClientConnection) => conn.protocol !== PUSH_SUBPROTOCOL
       : undefined;
-    const sent = this.#hub.broadcast(this.#frameAll(lines), notPushV1);
+    const sent = this.#hub.broadcast(frames, notPushV1);
     this.stats.messagesOut += sent * lines.length;
+    this.stats.compressions += frames.compressions;
   }
 
-  /** Frames `texts` once, as one shared buffer when small enough (see #flushPendingLines). */
-  #frameAll(texts: readonly string[]): Uint8Array[] {
-    const frames: Uint8Array[] = [];
-    let total = 0;
-    for (const text of texts) {
-      for (const part of encodeTextFrame(text)) {
-        frames.push(part);
-        total += part.length;
-      }
-    }
-    return total <= SHARED_BATCH_LIMIT ? [concatBytes(frames, total)] : frames;
+  /** Sends channel messages to `to`: framed once per form, joined into one buffer. */
+  #fanOut(texts: readonly string[], to: ClientConnection[]): void {
+    this.#flushPendingLines();
+    const frames = new BroadcastFrames(texts, {
+      ...this.#compression(),
+      joinLimit: SHARED_BATCH_LIMIT,
+    });
+    this.stats.messagesOut += texts.length * this.#hub.sendTo(frames, to);
+    this.stats.compressions += frames.compressions;
   }
 
   /** Opens the channel history (SQLite in --state-dir, else memory) and the channel hub. */
@@ -508,15 +516,10 @@ export class PushServer implements Server, ConnectionHost {
           this.#flushPendingLines();
           conn.send(text);
         },
-        fanOut: (text, to) => {
-          this.#flushPendingLines();
-          this.stats.messagesOut += this.#hub.sendTo(encodeTextFrame(text), to);
-        },
+        // Framed once per form and compressed at most once, like a broadcast.
+        fanOut: (text, to) => this.#fanOut([text], to),
         // A run of publications to one channel: framed once into one buffer, one entry each.
-        fanOutMany: (texts, to) => {
-          this.#flushPendingLines();
-          this.stats.messagesOut += texts.length * this.#hub.sendTo(this.#frameAll(texts), to);
-        },
+        fanOutMany: (texts, to) => this.#fanOut(texts, to),
         close: (conn, code, reason) => {
           this.#flushPendingLines();
           conn.close(code, reason);

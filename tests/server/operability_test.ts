@@ -130,8 +130,14 @@ Deno.test({
       assert.equal(res.status, 503);
       assert.match(body, /FIFO/);
       await new Deno.Command("mkfifo", { args: [fifo] }).output();
-      res = await fetch(url);
-      await res.body?.cancel();
+      // Ready again once the reader has reopened it (it retries with a backoff).
+      const deadline = Date.now() + 10_000;
+      do {
+        res = await fetch(url);
+        await res.body?.cancel();
+        if (res.status === 200) break;
+        await new Promise((r) => setTimeout(r, 100));
+      } while (Date.now() < deadline);
       assert.equal(res.status, 200);
       // The public port serves none of the admin paths.
       assert.equal((await fetch(`http://127.0.0.1:${server.adminAddress!.port}/healthz`)).ok, true);
