@@ -9,6 +9,9 @@
 //   deno run --allow-all bench/ab.ts --ab <dirA>,<dirB> [--reps N] [--workloads w1k,w10k,w2]
 //                                   [--budget-min M] [--quick] [--out FILE]
 //                                   [--loadgen-extra="--seconds 10"]  (with "=": it starts with a dash)
+//                                   [--args-a="…"] [--args-b="…"]  (extra server options per side)
+//   e.g. the cost of metrics, one build on both sides:
+//   deno run --allow-all bench/ab.ts --ab .,. --args-b="--admin-listen 127.0.0.1:0" --workloads w1k,w2
 //   deno run --allow-all bench/ab.ts --report FILE      (the table again, from a saved run)
 
 import { parseArgs } from "node:util";
@@ -20,6 +23,7 @@ import {
   METRICS,
   oneRun,
   OUT,
+  type Peer,
   pushPeer,
   type Result,
   summarize,
@@ -57,13 +61,39 @@ function paired(
   return `${median(ratios).toFixed(3)}, B worse in ${worse}/${ratios.length}`;
 }
 
+/**
+ * `peer` with `extra` server options, placed before the handlers file (the last argument), e.g.
+ * `--admin-listen 127.0.0.1:0` on one side only to measure what metrics cost.
+ */
+function withServerArgs(peer: Peer, extra: string[]): Peer {
+  if (extra.length === 0) return peer;
+  return {
+    ...peer,
+    name: `${peer.name} ${extra.join(" ")}`,
+    command: (fifo) => {
+      const argv = peer.command(fifo);
+      if (!Array.isArray(argv)) return argv;
+      return [...argv.slice(0, -1), ...extra, ...argv.slice(-1)];
+    },
+  };
+}
+
+/** Splits an option's value into arguments at spaces. */
+function words(text: string | undefined): string[] {
+  return (text ?? "").split(" ").filter((a) => a !== "");
+}
+
 function cell(s: Summary | null, unit: string): string {
   const f = (v: number) => unit === "ns" ? v.toFixed(0) : fmt(v, unit);
   return s ? `${f(s.median)} (${f(s.min)}–${f(s.max)})` : "–";
 }
 
 /** Prints the A/B table: per metric, each side's median (min–max) and the ratios B/A. */
-function report(dirs: string[], results: Record<string, Record<Side, Result[]>>): void {
+function report(
+  dirs: string[],
+  results: Record<string, Record<Side, Result[]>>,
+  serverArgs: Record<Side, string[]> = { A: [], B: [] },
+): void {
   const rows = [[
     "metric",
     "A median (min–max)",
@@ -91,7 +121,9 @@ function report(dirs: string[], results: Record<string, Record<Side, Result[]>>)
     const pairs = byRep.A.map((r, i) => ({ a: r, b: byRep.B[i] })).filter((p) => p.b);
     rows.push([label, cell(a, m.unit), cell(b, m.unit), ratio, paired(pairs, m)]);
   }
-  console.log(`\nA = ${dirs[0]}\nB = ${dirs[1]}`);
+  const side = (s: Side, i: number) =>
+    `${s} = ${dirs[i]}${serverArgs[s].length ? ` with ${serverArgs[s].join(" ")}` : ""}`;
+  console.log(`\n${side("A", 0)}\n${side("B", 1)}`);
   console.log(table(rows));
 }
 
@@ -107,11 +139,13 @@ async function main(): Promise<void> {
       out: { type: "string" },
       report: { type: "string" },
       "loadgen-extra": { type: "string", default: "" },
+      "args-a": { type: "string", default: "" },
+      "args-b": { type: "string", default: "" },
     },
   });
   if (values.report) {
     const saved = JSON.parse(await Deno.readTextFile(values.report));
-    report(saved.dirs, saved.results);
+    report(saved.dirs, saved.results, saved.serverArgs);
     return;
   }
   const dirs = (values.ab ?? "").split(",").map((d) => d.replace(/\/$/, ""));
@@ -119,11 +153,15 @@ async function main(): Promise<void> {
     console.error("ab: --ab needs two checkouts, as --ab <dirA>,<dirB>");
     Deno.exit(2);
   }
-  const peers = { A: pushPeer(dirs[0], `A ${dirs[0]}`), B: pushPeer(dirs[1], `B ${dirs[1]}`) };
+  const serverArgs = { A: words(values["args-a"]), B: words(values["args-b"]) };
+  const peers = {
+    A: withServerArgs(pushPeer(dirs[0], `A ${dirs[0]}`), serverArgs.A),
+    B: withServerArgs(pushPeer(dirs[1], `B ${dirs[1]}`), serverArgs.B),
+  };
   const reps = Number(values.reps);
   const budgetMs = values["budget-min"] ? Number(values["budget-min"]) * 60_000 : Infinity;
   // Appended to each workload's load generator arguments; a later option wins there.
-  const extra = values["loadgen-extra"]!.split(" ").filter((a) => a !== "");
+  const extra = words(values["loadgen-extra"]);
   const workloads = values.workloads!.split(",").map((id) => {
     const w = WORKLOADS.find((x) => x.id === id);
     if (!w) throw new Error(`unknown workload ${id}; known: ${WORKLOADS.map((x) => x.id)}`);
@@ -167,13 +205,20 @@ async function main(): Promise<void> {
       console.log(`${w.id} #${rep + 1} load average before ${before}, after ${after}`);
       await Deno.writeTextFile(
         file,
-        JSON.stringify({ date: new Date().toISOString(), args: Deno.args, dirs, results, loads }) +
+        JSON.stringify({
+          date: new Date().toISOString(),
+          args: Deno.args,
+          dirs,
+          serverArgs,
+          results,
+          loads,
+        }) +
           "\n",
       );
     }
   }
 
-  report(dirs, results);
+  report(dirs, results, serverArgs);
   console.log(`results written to ${file}`);
 }
 
