@@ -15,6 +15,9 @@ import { refuse, type UpgradeDecision } from "../policy/upgrade_policy.ts";
 import type { CodecEvent } from "../protocol/codec.ts";
 import type { HandlerEvent, PushStats } from "../metrics/stats.ts";
 
+/** With metrics on, the duration of one message handler call in this many is measured. */
+const SAMPLE_EVERY = 16;
+
 /** Which handler runs, and for which connection: named in the log line if it fails. */
 export interface HandlerSite {
   readonly event: HandlerEvent;
@@ -34,6 +37,7 @@ export class Dispatch {
   readonly #stats: PushStats;
   /** Whether handler durations are measured (only when metrics can be scraped). */
   readonly #timed: boolean;
+  #sampled = 0;
   /** Connections already told (at debug level) that their messages have no handler. */
   readonly #unhandledNoted = new WeakSet<Connection>();
 
@@ -76,7 +80,9 @@ export class Dispatch {
       }
       return undefined;
     }
-    if (this.#timed) {
+    // With metrics on, one message in SAMPLE_EVERY is timed: the histogram keeps its shape, and
+    // the per-message path stays free of clock reads (two cost ~200 ns in this Deno).
+    if (this.#timed && (++this.#sampled & (SAMPLE_EVERY - 1)) === 0) {
       return this.call(
         { event: event.type, conn: conn.id },
         () => handler(conn, event.data, this.#server),
