@@ -34,11 +34,45 @@ export interface ServerError {
   readonly channel?: string;
 }
 
+/** The server accepted the token (first time or refresh). */
+export interface Authed {
+  readonly type: "authed";
+  /** The token's `sub`. */
+  readonly user: string;
+  /** When the token expires, in ms since the epoch; the server closes with 4004 then. */
+  readonly expiresAt: number;
+}
+
+/** A user's first connection subscribed to `channel` ("join") or its last one left ("leave"). */
+export interface PresenceChange {
+  readonly type: "join" | "leave";
+  readonly channel: string;
+  readonly user: string;
+}
+
+/** The reply to `presence(channel)`: at most 1000 users listed, `total` counts them all. */
+export interface Presence {
+  readonly type: "presence";
+  readonly channel: string;
+  readonly total: number;
+  readonly users: readonly { readonly user: string; readonly connections: number }[];
+}
+
+/** Why a `presence` query failed when the link closed before its reply (code 0: not connected). */
+export interface Closed {
+  readonly code: number;
+  readonly reason: string;
+}
+
 export type ClientState = "connecting" | "open" | "reconnecting" | "closed";
 
 export interface StateChange {
   readonly state: ClientState;
-  /** The close code that caused it (4999: the heartbeat got no answer). */
+  /**
+   * The close code that caused it (4999: the heartbeat got no answer). A refused token ends in
+   * "closed" with 4003 (missing or invalid) or 4004 (expired, when `token` is a string) and the
+   * server's reason, e.g. "token expired".
+   */
   readonly code?: number;
   readonly reason?: string;
   /** Milliseconds until the next attempt, when reconnecting. */
@@ -52,7 +86,10 @@ export interface PushClientEvents {
   lost: { readonly channel: string } & Position;
   state: StateChange;
   error: ServerError;
-  /** Any other server message (room for presence). */
+  authed: Authed;
+  join: PresenceChange;
+  leave: PresenceChange;
+  /** Any other server message. */
   message: { readonly type: string; readonly [key: string]: unknown };
 }
 
@@ -74,6 +111,8 @@ export interface PushClientOptions {
 export declare class PushClient {
   constructor(url: string, options?: PushClientOptions);
   readonly state: ClientState;
+  /** The user of the last "authed" reply, or null. */
+  readonly user: string | null;
   on<K extends keyof PushClientEvents>(
     type: K,
     handler: (detail: PushClientEvents[K]) => void,
@@ -81,6 +120,11 @@ export declare class PushClient {
   position(channel: string): Position | null;
   subscribe(channel: string, since?: Position | null): void;
   unsubscribe(channel: string): void;
+  /**
+   * Who is on `channel` (one the token grants). Rejects with the server's `ServerError` (4005:
+   * not granted) or with `Closed` when the link closes first or is not open.
+   */
+  presence(channel: string): Promise<Presence>;
   connect(): void;
   close(): void;
 }

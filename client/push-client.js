@@ -12,6 +12,8 @@
 //   push.subscribe("news");
 //   push.subscribe("user:42");
 //   push.connect();
+//   push.on("join", ({ channel, user }) => show(channel, user)); // and "leave"
+//   const { total, users } = await push.presence("room.1");
 
 /** The subprotocol this client speaks. */
 export const PROTOCOL = "push.v1";
@@ -27,8 +29,9 @@ const TOKEN_EXPIRED = 4004;
  * A connection to push-server that survives reconnects. Events (subscribe with `on`):
  * "publication" {channel, offset, data}; "subscribed" {channel, recovered, epoch, offset};
  * "lost" {channel, epoch, offset} when a resume could not be recovered; "state" {state, code,
- * reason, delay}; "error" {code, reason, id, channel}; "message" for any other server message
- * (room for presence).
+ * reason, delay} (a refused token: "closed" with code 4003 or 4004 and the server's reason);
+ * "error" {code, reason, id, channel}; "authed" {user, expiresAt}; "join" and "leave" {channel,
+ * user}; "message" for any other server message.
  */
 export class PushClient {
   #url;
@@ -43,7 +46,11 @@ export class PushClient {
   #waiting = 0;
   #stopped = true;
   #id = 0;
+  /** id → {channel, resolve, reject} of each presence query awaiting its reply. */
+  #pending = new Map();
   state = "closed";
+  /** The user the server named in its last "authed" reply, or null. */
+  user = null;
 
   /**
    * @param {string} url ws:// or wss:// URL of the server.
@@ -87,6 +94,20 @@ export class PushClient {
     }
   }
 
+  /**
+   * Who is on `channel`: a promise of the server's {channel, total, users: [{user, connections}]}.
+   * It rejects with the server's error (4005: not granted) or, if the link drops first, with
+   * {code, reason} of the close.
+   */
+  presence(channel) {
+    return new Promise((resolve, reject) => {
+      if (this.state !== "open") return reject({ code: 0, reason: "not connected" });
+      const id = ++this.#id;
+      this.#pending.set(id, { channel, resolve, reject });
+      this.#send({ op: "presence", id, channel });
+    });
+  }
+
   /** Opens the connection, and keeps it open until `close`. */
   connect() {
     this.#stopped = false;
@@ -99,6 +120,7 @@ export class PushClient {
     clearTimeout(this.#timer);
     this.#timer = 0;
     this.#drop(1000, "client closed");
+    this.#settle({ code: 1000, reason: "client closed" });
     this.#setState("closed");
   }
 
@@ -183,10 +205,29 @@ export class PushClient {
         this.#channels.set(channel, { epoch: now.epoch, offset: last?.offset ?? 0 });
       }
       this.#emit("subscribed", message);
+    } else if (type === "presence") {
+      // Replies carry no id; the server answers one connection's queries in order.
+      for (const [id, query] of this.#pending) {
+        if (query.channel === channel) {
+          this.#pending.delete(id);
+          return query.resolve(message);
+        }
+      }
     } else if (type === "error") {
-      // An error naming a channel refuses its subscription: do not ask again on reconnect.
-      if (channel) this.#channels.delete(channel);
+      const query = this.#pending.get(message.id);
+      if (query) {
+        this.#pending.delete(message.id);
+        query.reject(message);
+      } else if (channel) {
+        // An error naming a channel refuses its subscription: do not ask again on reconnect.
+        this.#channels.delete(channel);
+      }
       this.#emit("error", message);
+    } else if (type === "authed") {
+      this.user = message.user;
+      this.#emit("authed", message);
+    } else if (type === "join" || type === "leave") {
+      this.#emit(type, message);
     } else if (type !== "pong" && type !== "unsubscribed") {
       this.#emit("message", message);
     }
@@ -207,8 +248,14 @@ export class PushClient {
     return true;
   }
 
+  #settle(why) {
+    for (const query of this.#pending.values()) query.reject(why);
+    this.#pending.clear();
+  }
+
   #closed(code, reason) {
     this.#drop(1000, reason);
+    this.#settle({ code, reason });
     if (this.#stopped) return this.#setState("closed", { code, reason });
     if (
       GIVE_UP.includes(code) ||

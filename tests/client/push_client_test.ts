@@ -314,6 +314,77 @@ Deno.test("a token is sent in an auth message before subscribing", async () => {
   client.close();
 });
 
+Deno.test("authed names the user; join and leave are events; presence resolves by channel", async () => {
+  const client = fakeClient({ token: "t0k" });
+  const seen: unknown[] = [];
+  client.on("authed", (a) => seen.push(a));
+  client.on("join", (j) => seen.push(j));
+  client.on("leave", (l) => seen.push(l));
+  client.subscribe("room.1");
+  client.connect();
+  const ws = await nextSocket(client, 1);
+  ws.onopen!();
+  ws.onmessage!({ data: '{"type":"authed","user":"42","expiresAt":5000}' });
+  assert.equal(client.user, "42");
+  const a = client.presence("room.1");
+  const b = client.presence("room.2");
+  assert.deepStrictEqual(ws.sent.slice(-2).map((s) => JSON.parse(s)), [
+    { op: "presence", id: 2, channel: "room.1" },
+    { op: "presence", id: 3, channel: "room.2" },
+  ]);
+  const reply2 = { type: "presence", channel: "room.2", total: 0, users: [] };
+  const reply1 = {
+    type: "presence",
+    channel: "room.1",
+    total: 1,
+    users: [{ user: "42", connections: 1 }],
+  };
+  ws.onmessage!({ data: JSON.stringify(reply2) });
+  ws.onmessage!({ data: JSON.stringify(reply1) });
+  assert.deepStrictEqual(await a, reply1);
+  assert.deepStrictEqual(await b, reply2);
+  ws.onmessage!({ data: '{"type":"join","channel":"room.1","user":"7"}' });
+  ws.onmessage!({ data: '{"type":"leave","channel":"room.1","user":"7"}' });
+  assert.deepStrictEqual(seen, [
+    { type: "authed", user: "42", expiresAt: 5000 },
+    { type: "join", channel: "room.1", user: "7" },
+    { type: "leave", channel: "room.1", user: "7" },
+  ]);
+  client.close();
+});
+
+Deno.test("a refused presence query rejects with the server's error and keeps the subscription", async () => {
+  const client = fakeClient();
+  client.subscribe("room.1");
+  client.connect();
+  const ws = await nextSocket(client, 1);
+  ws.onopen!();
+  ws.onmessage!({
+    data: '{"type":"subscribed","channel":"room.1","recovered":false,"epoch":"e","offset":3}',
+  });
+  const refused = client.presence("room.1");
+  const id = JSON.parse(ws.sent.at(-1)!).id;
+  const error = { type: "error", id, code: 4005, reason: "channel not granted", channel: "room.1" };
+  ws.onmessage!({ data: JSON.stringify(error) });
+  await assert.rejects(refused, (e) => {
+    assert.deepStrictEqual(e, error);
+    return true;
+  });
+  assert.deepStrictEqual(client.position("room.1"), { epoch: "e", offset: 3 });
+  // A query in flight when the link closes rejects with the close.
+  const cut = client.presence("room.1");
+  ws.onclose!({ code: 4004, reason: "token expired" });
+  await assert.rejects(cut, (e) => {
+    assert.deepStrictEqual(e, { code: 4004, reason: "token expired" });
+    return true;
+  });
+  await assert.rejects(client.presence("room.1"), (e) => {
+    assert.deepStrictEqual(e, { code: 0, reason: "not connected" });
+    return true;
+  });
+  client.close();
+});
+
 const chromiumPath = toolFor("chromium", "push-client.js in Chromium");
 
 Deno.test({
