@@ -585,7 +585,10 @@ export class PushServer implements Server, ConnectionHost {
     if (this.#stopping || !this.#listener) problems.push("not listening on the public port");
     problems.push(...fifoProblems(this.options.fifo));
     const fifo = this.fifoState;
-    if (fifo.state === "unreadable") {
+    // A reader still backing off from a FIFO that was missing is not a problem once the path
+    // checks pass: it opens the new FIFO at its next try.
+    const stale = problems.length === 0 && /NotFound|No such file/i.test(fifo.lastError ?? "");
+    if (fifo.state === "unreadable" && !stale) {
       problems.push(
         `FIFO ${this.options.fifo} cannot be read: ${fifo.lastError ?? "unknown error"}`,
       );
