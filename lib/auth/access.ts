@@ -22,7 +22,7 @@ import {
   AuthSession,
 } from "../policy/auth_session.ts";
 import { Presence, type PresenceChange, presenceChangeMessage } from "../channels/presence.ts";
-import { type TokenKeys, verifyToken } from "./token.ts";
+import type { TokenKeys } from "./token.ts";
 
 /** How long a push.v1 connection may take to send `auth` when tokens are required. */
 export const DEFAULT_AUTH_TIMEOUT = 10_000;
@@ -92,6 +92,8 @@ export class Access<C> {
   ): Promise<AuthOutcome | null> {
     const keys = this.#options.keys;
     if (keys === undefined || !this.#sessions.has(conn)) return null;
+    // Loaded at the first token: npm:jose is needed only when tokens are in use.
+    const { verifyToken } = await import("./token.ts");
     const verified = await verifyToken(token, {
       keys,
       now: context.now,

@@ -38,7 +38,7 @@ import { Hub } from "./hub.ts";
 import { ChannelHub } from "./channel_hub.ts";
 import { PUSH_SUBPROTOCOL } from "../channels/protocol.ts";
 import { ChannelLog } from "../store/channel_log.ts";
-import type { Access } from "../auth/access.ts";
+import { Access } from "../auth/access.ts";
 import type { TokenKeys } from "../auth/token.ts";
 import { parseGrants } from "../policy/grants.ts";
 import { Operability } from "../admin/operability.ts";
@@ -157,7 +157,7 @@ export class PushServer implements Server, ConnectionHost {
   async start(): Promise<Deno.NetAddr> {
     const o = this.options;
     this.#listener = Deno.listen({ hostname: o.host, port: o.port });
-    this.#openChannels(await this.#openAccess());
+    this.#openChannels(this.#openAccess());
     const addr = this.#listener.addr;
     this.log.info(`listening on ${addr.hostname}:${addr.port}, reading FIFO ${o.fifo}`);
     const ops = await Operability.start(o, {
@@ -537,12 +537,11 @@ export class PushServer implements Server, ConnectionHost {
    * Tokens and presence: loaded when tokens are on, --presence-events names channels, or a
    * handlers file may name users (npm:jose is needed only with tokens).
    */
-  async #openAccess(): Promise<Access<ClientConnection> | undefined> {
+  #openAccess(): Access<ClientConnection> | undefined {
     const o = this.options;
     const wanted = this.#tokenKeys !== undefined || o.presenceEvents.length > 0 ||
       o.handlers !== undefined;
     if (!wanted) return undefined;
-    const { Access } = await import("../auth/access.ts");
     const events = parseGrants(o.presenceEvents);
     if (!events.ok) throw new Error(`--presence-events: ${events.error}`);
     return new Access<ClientConnection>({
