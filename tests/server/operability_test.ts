@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import type { Handlers } from "../../lib/api/handlers.ts";
 import { withInProcessServer } from "../support/in_process.ts";
 import { clientFrame, parseClose, RawClient, upgradeRequest } from "../support/raw_client.ts";
-import { toolFor } from "../support/tools.ts";
+import { promtoolCheck, toolFor } from "../support/tools.ts";
 import { connectWs } from "../support/ws_client.ts";
 
 const inProcess = { sanitizeOps: false, sanitizeResources: false };
@@ -100,18 +100,8 @@ Deno.test({
   fn: () =>
     withInProcessServer({ args: ["--admin-listen", "127.0.0.1:0"] }, async ({ server }) => {
       const text = await metrics(server.adminAddress!.port);
-      const child = new Deno.Command(promtool!, {
-        args: ["check", "metrics"],
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const w = child.stdin.getWriter();
-      await w.write(new TextEncoder().encode(text));
-      await w.close();
-      const out = await child.output();
-      const said = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-      assert.ok(out.success, said);
+      const { ok, said } = await promtoolCheck(promtool!, text);
+      assert.ok(ok, said);
     }),
 });
 

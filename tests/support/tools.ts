@@ -39,3 +39,22 @@ export function reportSkip(what: string, why: string): void {
   reported.add(`${what}\0${why}`);
   console.log(`skip: ${what}: ${why}`);
 }
+
+/** Runs `promtool check metrics` (from `toolFor("promtool", …)`) on an exposition. */
+export async function promtoolCheck(
+  promtool: string,
+  exposition: string,
+): Promise<{ ok: boolean; said: string }> {
+  const child = new Deno.Command(promtool, {
+    args: ["check", "metrics"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(exposition));
+  await writer.close();
+  const out = await child.output();
+  const said = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  return { ok: out.success, said };
+}
