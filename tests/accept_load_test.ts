@@ -54,7 +54,10 @@ async function assertStillServes(server: ServerProcess, line: string): Promise<v
   const client = await RawClient.open(server.port, { roundTrip: true });
   try {
     await server.writeFifo(`${line}\n`);
-    const frame = await client.readMessageFrame(10_000);
+    // The FIFO reader may be backing off (up to 5 s) from an open that hit EMFILE too.
+    const frame = await client.readMessageFrame(20_000).catch((e) => {
+      throw new Error(`${e}; server log:\n${server.stderr()}`);
+    });
     assert.equal(new TextDecoder().decode(frame.payload), line);
   } finally {
     client.close();

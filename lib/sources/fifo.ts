@@ -135,9 +135,12 @@ export interface FifoState {
 /** Exit code for a FIFO another process already reads, as for other start-up errors. */
 const EXIT_USAGE = 2;
 const READ_SIZE = 64 * 1024;
-/** Open failures are retried after 1 s, 2 s, 4 s, … up to 30 s, each logged once. */
+/**
+ * Open failures are retried after 1 s, 2 s, 4 s, then every 5 s, each logged once. The cap is
+ * short: a transient failure (out of descriptors, EMFILE) must not hold delivery up for long.
+ */
 const REOPEN_BACKOFF_MS = 1000;
-const REOPEN_BACKOFF_MAX_MS = 30_000;
+const REOPEN_BACKOFF_MAX_MS = 5000;
 /** How often the path is checked for a new FIFO while waiting for a writer. */
 const REPLACED_CHECK_MS = 500;
 /** Pauses between reads of the old reader while the next open gets going (see #nextReader). */
