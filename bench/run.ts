@@ -275,20 +275,33 @@ function pinned(core: string, argv: string[], limit: number): string[] {
   return ["bash", "-c", `ulimit -n ${limit}; ${pin}`, "bash", ...argv];
 }
 
-interface Server {
+/** A server process that printed the port it listens on. */
+export interface Server {
   readonly child: Deno.ChildProcess;
   readonly port: number;
   output(): string;
 }
 
-async function startServer(argv: string[], ready: RegExp, limit: number): Promise<Server> {
+function startServer(argv: string[], ready: RegExp, limit: number): Promise<Server> {
   const [cmd, ...args] = pinned(SERVER_CORE, argv, limit);
+  return spawnServer(cmd, args, { ready, env: { BENCH_NODE_MODULES: NODE_MODULES } });
+}
+
+/**
+ * Spawns `cmd args` and resolves once its output matches `ready` (whose first group is the
+ * port), keeping the last of its output; kills it and throws if it exits or takes too long.
+ */
+export async function spawnServer(
+  cmd: string,
+  args: string[],
+  { ready, env }: { ready: RegExp; env?: Record<string, string> },
+): Promise<Server> {
   const child = new Deno.Command(cmd, {
     args,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { BENCH_NODE_MODULES: NODE_MODULES },
+    env,
   }).spawn();
   let log = "";
   let found: (port: number) => void;
@@ -317,7 +330,7 @@ async function startServer(argv: string[], ready: RegExp, limit: number): Promis
   return { child, port, output: () => log };
 }
 
-function killServer(child: Deno.ChildProcess): void {
+export function killServer(child: Deno.ChildProcess): void {
   try {
     child.kill("SIGKILL");
   } catch { /* already gone */ }

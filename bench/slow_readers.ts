@@ -15,12 +15,12 @@
 // killed by PID at the end of the run. Results go to bench/out/slow-readers-<stamp>.json.
 
 import { parseArgs } from "node:util";
+import { killServer, spawnServer } from "./run.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const OUT = `${ROOT}/bench/out`;
 const SERVER_CORE = "0";
 const CLIENT_CORE = "1";
-const START_TIMEOUT_MS = 20_000;
 const READ_BUFFER_BYTES = 256 * 1024;
 const HANDSHAKE_KEY = "dGhlIHNhbXBsZSBub25jZQ==";
 const OPCODE_CLOSE = 0x8;
@@ -108,53 +108,14 @@ function parseBytes(text: string): number {
   return Math.floor(Number(m[1]) * scale[unit]);
 }
 
-interface Server {
-  child: Deno.ChildProcess;
-  port: number;
-  log(): string;
-}
-
-async function startServer(root: string, fifo: string, stateDir: string, pin: boolean) {
+function startServer(root: string, fifo: string, stateDir: string, pin: boolean) {
   const argv = [
     Deno.execPath(),
     ...["run", "--quiet", "--allow-all", `${root}/main.ts`],
     ...["--port", "0", "--fifo", fifo, "--state-dir", stateDir, "--log-level", "info"],
   ];
   const [cmd, ...args] = pin ? ["taskset", "-c", SERVER_CORE, ...argv] : argv;
-  const child = new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" })
-    .spawn();
-  let log = "";
-  let found: (port: number) => void;
-  const portFound = new Promise<number>((resolve) => found = resolve);
-  const drain = async (stream: ReadableStream<Uint8Array>) => {
-    const decoder = new TextDecoder();
-    for await (const chunk of stream) {
-      log += decoder.decode(chunk, { stream: true });
-      if (log.length > 1_000_000) log = log.slice(-500_000);
-      const m = log.match(/listening on [^:]+:(\d+)/);
-      if (m) found(Number(m[1]));
-    }
-  };
-  drain(child.stdout);
-  drain(child.stderr);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), START_TIMEOUT_MS);
-  });
-  const port = await Promise.race([portFound, timeout, child.status.then(() => "exit" as const)]);
-  clearTimeout(timer);
-  if (typeof port !== "number") {
-    kill(child);
-    await child.status;
-    throw new Error(`server did not start (${port}): ${log.trim().slice(-600)}`);
-  }
-  return { child, port, log: () => log } satisfies Server;
-}
-
-function kill(child: Deno.ChildProcess): void {
-  try {
-    child.kill("SIGKILL");
-  } catch { /* already gone */ }
+  return spawnServer(cmd, args, { ready: /listening on [^:]+:(\d+)/ });
 }
 
 function upgradeRequest(port: number): Uint8Array {
@@ -384,14 +345,14 @@ async function oneRun(s: Settings, slow: number, rep: number): Promise<RunResult
       badLengths,
       serverCpu: cpu,
       serverPeakRssMB: rss,
-      slowConsumerLogLines: (server.log().match(/slow consumer/g) ?? []).length,
+      slowConsumerLogLines: (server.output().match(/slow consumer/g) ?? []).length,
       loadBefore,
       loadAfter: await loadAverage(),
     };
   } finally {
     clearTimeout(timer);
     if (writer) {
-      kill(writer);
+      killServer(writer);
       await writer.status;
     }
     for (const r of readers) r.close();
@@ -400,7 +361,7 @@ async function oneRun(s: Settings, slow: number, rep: number): Promise<RunResult
         c.close();
       } catch { /* already closed */ }
     }
-    kill(server.child);
+    killServer(server.child);
     await server.child.status;
     await Deno.remove(dir, { recursive: true });
   }
