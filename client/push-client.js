@@ -188,6 +188,11 @@ export class PushClient {
       return;
     }
     this.#alive();
+    // A publication is the array [channel, offset, data]; every other message is an object.
+    if (Array.isArray(message)) {
+      const [channel, offset, data] = message;
+      message = { type: "publication", channel, offset, data };
+    }
     const { type, channel } = message;
     if (type === "publication") {
       const last = this.#channels.get(channel);

@@ -11,6 +11,7 @@ import { compressMessage, inflateMessage, inflateText } from "../lib/protocol/de
 import { Opcode } from "../lib/protocol/frame.ts";
 import { chromiumFor, launchChromium } from "./support/browser.ts";
 import { type InProcessServer, withInProcessServer } from "./support/in_process.ts";
+import { parsePushMessage } from "./support/push_v1.ts";
 import {
   clientFrame,
   parseClose,
@@ -407,7 +408,7 @@ Deno.test({
         const subscribed = new Promise<void>((resolve, reject) => {
           ws.on("message", (d) => {
             messages.push(String(d));
-            if (JSON.parse(String(d)).type === "subscribed") resolve();
+            if (parsePushMessage(d).type === "subscribed") resolve();
           });
           ws.once("error", reject);
         });
@@ -421,7 +422,7 @@ Deno.test({
       const got = clients.map((ws) =>
         new Promise<Record<string, unknown>>((resolve) =>
           ws.on("message", (d) => {
-            const m = JSON.parse(String(d));
+            const m = parsePushMessage(d);
             if (m.type === "publication") resolve(m);
           })
         )

@@ -225,17 +225,20 @@ export function encodeUnsubscribed(message: { readonly id?: RequestId; readonly 
 }
 
 /**
- * The text of a publication frame. `data` is already JSON text (as checked by the FIFO command
- * parser or produced by JSON.stringify), spliced in without a second parse. Channel names need
- * no escaping (names.ts), so the prefix costs one concatenation; the server encodes the result
- * into one frame and writes the same bytes to every subscriber.
+ * The text of a publication frame: the JSON array `[channel, offset, data]`. Publications are
+ * the one hot message, sent to every subscriber, so they drop the keys every other server message
+ * carries: 6 bytes around the channel, offset and data instead of 53 (PROTOCOL.md).
+ * `data` is already JSON text (as checked by the FIFO command parser or produced by
+ * JSON.stringify), spliced in without a second parse. Channel names need no escaping (names.ts),
+ * so the prefix costs one concatenation; the server encodes the result into one frame and writes
+ * the same bytes to every subscriber.
  */
 export function encodePublication(pub: {
   readonly channel: string;
   readonly offset: number;
   readonly data: string;
 }): string {
-  return `{"type":"publication","channel":"${pub.channel}","offset":${pub.offset},"data":${pub.data}}`;
+  return `["${pub.channel}",${pub.offset},${pub.data}]`;
 }
 
 /** A message for one user's connections (FIFO `{"user":…,"data":…}`); `data` is JSON text. */

@@ -127,7 +127,8 @@ Deno.test("server messages are JSON with the documented fields", () => {
   });
   assert.deepStrictEqual(
     JSON.parse(encodePublication({ channel: "user:42", offset: 7, data: '{"a":[1,"\\n"]}' })),
-    { type: "publication", channel: "user:42", offset: 7, data: { a: [1, "\n"] } },
+    ["user:42", 7, { a: [1, "\n"] }],
+    "a publication is the array [channel, offset, data]",
   );
   assert.deepStrictEqual(
     JSON.parse(encodeError({ code: 4005, reason: 'no "x"', id: "q", channel: "c" })),

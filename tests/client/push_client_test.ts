@@ -255,8 +255,8 @@ Deno.test("client offers push.v1 and resubscribes every channel with its last po
   ws.onmessage!({
     data: '{"type":"subscribed","channel":"b","recovered":false,"epoch":"f","offset":9}',
   });
-  ws.onmessage!({ data: '{"type":"publication","channel":"b","offset":10,"data":1}' });
-  ws.onmessage!({ data: '{"type":"publication","channel":"b","offset":10,"data":1}' });
+  ws.onmessage!({ data: '["b",10,1]' });
+  ws.onmessage!({ data: '["b",10,1]' });
   assert.deepStrictEqual(client.position("b"), { epoch: "f", offset: 10 });
   ws.onmessage!({ data: '{"type":"error","code":4005,"reason":"no","channel":"a"}' });
   assert.equal(client.position("a"), null, "a refused channel is not asked for again");

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { mintToken } from "../../lib/auth/mint.ts";
 import { connectWs, type WsClient } from "../support/ws_client.ts";
 import { withInProcessServer } from "../support/in_process.ts";
+import { parsePushMessage } from "../support/push_v1.ts";
 
 const SECRET = "a-test-secret-that-is-long-enough-for-hs256!";
 const KEY = new TextEncoder().encode(SECRET);
@@ -24,7 +25,7 @@ async function token(sub: string, channels: string[], opts: { ttl?: number; nbf?
 /** Reads JSON messages until one of `type` arrives (others are skipped). */
 async function next(client: WsClient, type: string): Promise<Record<string, unknown>> {
   for (;;) {
-    const m = JSON.parse(String(await client.next()));
+    const m = parsePushMessage(await client.next());
     if (m.type === type) return m;
   }
 }

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { ChannelHub } from "../../lib/server/channel_hub.ts";
 import type { ChannelHubIo } from "../../lib/server/channel_hub.ts";
 import { ChannelLog } from "../../lib/store/channel_log.ts";
+import { parsePushMessage } from "../support/push_v1.ts";
 
 interface Fake {
   hub: ChannelHub<string>;
@@ -26,7 +27,7 @@ function fake(
   const f: Fake = { hub: undefined!, got, closed, frames: 0 };
   const push = (conn: string, text: string) => {
     if (!got.has(conn)) got.set(conn, []);
-    got.get(conn)!.push(JSON.parse(text));
+    got.get(conn)!.push(parsePushMessage(text));
     onSent(text);
   };
   f.hub = new ChannelHub(log, {
@@ -118,7 +119,7 @@ Deno.test("a subscribe between commit and fan-out gets each publication once (th
     [...hub.subscriptions.subscribers("n")].some(([, after]) => pub.offset > after)
   );
   assert.deepStrictEqual(live, [], "both were replayed: fan-out sends them to nobody");
-  const offsets = sent.map((t) => JSON.parse(t)).map((m) => `${m.type} ${m.offset}`);
+  const offsets = sent.map((t) => parsePushMessage(t)).map((m) => `${m.type} ${m.offset}`);
   assert.deepStrictEqual(offsets, ["subscribed 2", "publication 1", "publication 2"]);
   const [p3] = log.publish([{ channel: "n", data: "3" }], 0);
   assert.ok([...hub.subscriptions.subscribers("n")].every(([, after]) => p3.offset > after));
@@ -200,12 +201,14 @@ Deno.test("with fanOutMany, a run of publications to one channel is fanned out o
   const calls: string[] = [];
   const f = fake({
     fanOut(text, to) {
-      calls.push(`one ${JSON.parse(text).offset} to ${to.join(",")}`);
-      for (const conn of to) f.got.get(conn)!.push(JSON.parse(text));
+      calls.push(`one ${parsePushMessage(text).offset} to ${to.join(",")}`);
+      for (const conn of to) f.got.get(conn)!.push(parsePushMessage(text));
     },
     fanOutMany(texts, to) {
-      calls.push(`many ${texts.map((t) => JSON.parse(t).offset).join(",")} to ${to.join(",")}`);
-      for (const conn of to) for (const t of texts) f.got.get(conn)!.push(JSON.parse(t));
+      calls.push(
+        `many ${texts.map((t) => parsePushMessage(t).offset).join(",")} to ${to.join(",")}`,
+      );
+      for (const conn of to) for (const t of texts) f.got.get(conn)!.push(parsePushMessage(t));
     },
   });
   for (const conn of ["a", "b"]) {

@@ -41,7 +41,7 @@ export class PushV1Client {
       });
     });
     socket.addEventListener("message", (e) => {
-      this.#messages.push(parseMessage(e.data));
+      this.#messages.push(parsePushMessage(e.data));
       this.#wake?.();
     });
   }
@@ -120,15 +120,28 @@ export class PushV1Client {
   }
 }
 
-/** A frame that is not a JSON object breaks the protocol; it is kept as `{type: "not-json"}`. */
-function parseMessage(data: unknown): PushMessage {
+/**
+ * One server frame of push.v1 as an object: a publication (the array `[channel, offset, data]`)
+ * becomes `{type: "publication", channel, offset, data}`, as the browser client presents it. A
+ * frame that is neither breaks the protocol; it is kept as `{type: "not-json"}`.
+ */
+export function parsePushMessage(data: unknown): PushMessage {
   try {
     const value = JSON.parse(String(data));
+    if (isPublication(value)) {
+      const [channel, offset, data] = value;
+      return { type: "publication", channel, offset, data };
+    }
     if (typeof value === "object" && value !== null && !Array.isArray(value)) return value;
   } catch {
     // Kept below.
   }
   return { type: "not-json", text: String(data) };
+}
+
+function isPublication(value: unknown): value is [string, number, unknown] {
+  return Array.isArray(value) && value.length === 3 && typeof value[0] === "string" &&
+    Number.isSafeInteger(value[1]);
 }
 
 /** Publications of `messages` as `data.n` numbers (the tests' payloads are `{n}`). */
