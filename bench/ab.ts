@@ -70,8 +70,8 @@ function withServerArgs(peer: Peer, extra: string[]): Peer {
   return {
     ...peer,
     name: `${peer.name} ${extra.join(" ")}`,
-    command: (fifo) => {
-      const argv = peer.command(fifo);
+    command: (fifo, w) => {
+      const argv = peer.command(fifo, w);
       if (!Array.isArray(argv)) return argv;
       return [...argv.slice(0, -1), ...extra, ...argv.slice(-1)];
     },

@@ -12,6 +12,11 @@
 //          every echo is compared byte for byte.
 //   idle   W4: opens --clients connections, waits --settle-ms, and reads the server's RSS.
 //
+// `--channel NAME` turns bcast into W1 on a channel: every connection offers push.v1 and
+// subscribes to NAME, each FIFO line is the publish command {"channel":NAME,"data":"…"} of
+// --line-bytes bytes (the same length as a plain line), and every publication
+// ["NAME",offset,"…"] must carry the next offset and the next line (lib/channels/PROTOCOL.md).
+//
 // Build: gcc -O2 -o bench/out/loadgen bench/loadgen.c
 
 #define _GNU_SOURCE
@@ -57,6 +62,7 @@ typedef struct {
   int burst_id;      // burst being received
   int burst_next;    // next expected line index in that burst
   int waves_seen;
+  long offset;       // --channel: the offset of the last publication received
   // W2/W3
   uint64_t sent, recvd;
 } conn_t;
@@ -78,7 +84,8 @@ static struct {
   double timeout;
   int server_pid;
   const char *fifo;
-} opt = {"bcast", 0, 1000, 500, 100, 3, 5, 8, 64, 3.0, 8, 1000, 128, 60.0, 0, NULL};
+  const char *channel;
+} opt = {"bcast", 0, 1000, 500, 100, 3, 5, 8, 64, 3.0, 8, 1000, 128, 60.0, 0, NULL, NULL};
 
 static conn_t *conns;
 static int epfd;
@@ -283,6 +290,71 @@ static int digits(const uint8_t *p, int n, int *out) {
   return 1;
 }
 
+// ---- --channel: push.v1 framing of W1 ----
+
+/** The FIFO command around a channel line's payload: {"channel":"NAME","data":"payload"}. */
+static const char CMD_HEAD[] = "{\"channel\":\"", CMD_MID[] = "\",\"data\":\"", CMD_TAIL[] = "\"}";
+
+static int cmd_prefix_len(void) {
+  return (int)(sizeof CMD_HEAD - 1 + strlen(opt.channel) + sizeof CMD_MID - 1);
+}
+
+/** Bytes of a line's payload (the tag and the letters): all of it for a plain line. */
+static int payload_bytes(void) {
+  return opt.channel ? opt.line_bytes - cmd_prefix_len() - (int)(sizeof CMD_TAIL - 1)
+                     : opt.line_bytes;
+}
+
+/** Writes one FIFO line carrying `payload` (payload_bytes() long) at `l`; returns its length. */
+static size_t make_line(char *l, const char *payload, size_t n) {
+  size_t k = 0;
+  if (opt.channel) {
+    k += sprintf(l, "%s%s%s", CMD_HEAD, opt.channel, CMD_MID);
+  }
+  memcpy(l + k, payload, n);
+  k += n;
+  if (opt.channel) {
+    memcpy(l + k, CMD_TAIL, sizeof CMD_TAIL - 1);
+    k += sizeof CMD_TAIL - 1;
+  }
+  l[k++] = '\n';
+  return k;
+}
+
+/**
+ * Turns the publication ["NAME",offset,"payload"] at *p into its payload, checking the channel
+ * and that the offset follows the last one; other messages (subscribed) are skipped. Returns 0
+ * when the message is not a line to check.
+ */
+static int unwrap_publication(conn_t *c, const uint8_t **p, size_t *len) {
+  const uint8_t *m = *p;
+  size_t n = *len, name = strlen(opt.channel);
+  if (m[0] == '{') {
+    if (!memmem(m, n, "\"type\":\"subscribed\"", 19)) fail(c, "unexpected %.60s", m);
+    return 0;
+  }
+  if (n < name + 8 || m[0] != '[' || m[1] != '"' || memcmp(m + 2, opt.channel, name) != 0 ||
+      m[2 + name] != '"' || m[3 + name] != ',') {
+    fail(c, "not a publication on %s: %.60s", opt.channel, m);
+    return 0;
+  }
+  size_t i = 4 + name;
+  long offset = 0;
+  while (i < n && m[i] >= '0' && m[i] <= '9') offset = offset * 10 + (m[i++] - '0');
+  if (i + 3 > n || m[i] != ',' || m[i + 1] != '"' || m[n - 2] != '"' || m[n - 1] != ']') {
+    fail(c, "malformed publication %.60s", m);
+    return 0;
+  }
+  if (c->offset && offset != c->offset + 1) {
+    fail(c, "offset %ld after %ld", offset, c->offset);
+    return 0;
+  }
+  c->offset = offset;
+  *p = m + i + 2;
+  *len = n - i - 4;
+  return 1;
+}
+
 static void on_message(conn_t *c, int opcode, const uint8_t *p, size_t len, double t) {
   if (opcode == OP_PING) {
     queue_frame(c, OP_PONG, p, len);
@@ -296,11 +368,12 @@ static void on_message(conn_t *c, int opcode, const uint8_t *p, size_t len, doub
   }
   if (opt.mode[0] == 'b' && opt.mode[1] == 'c') {  // bcast
     if (opcode != OP_TEXT || len == 0) return fail(c, "unexpected opcode %d", opcode);
+    if (opt.channel && !unwrap_publication(c, &p, &len)) return;
     if (p[0] == 'W') {
       if (!c->warm++) warm_clients++;
       return;
     }
-    if ((int)len != opt.line_bytes) return fail(c, "line of %zu bytes", len);
+    if ((int)len != payload_bytes()) return fail(c, "line of %zu bytes", len);
     int id = 0, seq = 0;
     if (p[0] == 'B' && digits(p + 1, 4, &id) && p[5] == ':' && digits(p + 6, 7, &seq)) {
       if (id != cur_burst || id != c->burst_id || seq != c->burst_next) {
@@ -424,6 +497,10 @@ static void feed(conn_t *c, const uint8_t *data, size_t n, double t) {
 static const char REQUEST[] =
     "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+static const char PUSH_V1_REQUEST[] =
+    "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    "Sec-WebSocket-Protocol: push.v1\r\n\r\n";
 // RFC 6455 §1.3: the accept value for the key above.
 static const char ACCEPT[] = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
@@ -465,6 +542,13 @@ static void on_handshake_data(conn_t *c, const uint8_t *data, size_t n, double t
   size_t rest = c->rlen - head;
   c->state = ST_OPEN;
   n_open++;
+  if (opt.channel) {
+    char op[256];
+    int n = snprintf(op, sizeof op, "{\"op\":\"subscribe\",\"channels\":{\"%s\":{}}}", opt.channel);
+    queue_frame(c, OP_TEXT, (const uint8_t *)op, n);
+    flush_out(c);
+    if (c->state != ST_OPEN) return;
+  }
   if (rest == 0) {
     c->rlen = 0;
     return;
@@ -490,7 +574,8 @@ static void on_event(int i, uint32_t ev) {
       close_conn(c);
       return;
     }
-    if (write(c->fd, REQUEST, sizeof REQUEST - 1) != (ssize_t)(sizeof REQUEST - 1)) {
+    const char *req = opt.channel ? PUSH_V1_REQUEST : REQUEST;
+    if (write(c->fd, req, strlen(req)) != (ssize_t)strlen(req)) {
       fail(c, "handshake write");
       n_failed++;
       close_conn(c);
@@ -601,7 +686,7 @@ static double run_burst(char *buf, size_t len, double deadline) {
   for (int k = 0; k < opt.lines; k++) {
     char tag[32];
     snprintf(tag, sizeof tag, "B%04d:%07d", cur_burst, k);
-    memcpy(buf + (size_t)k * (opt.line_bytes + 1), tag, 13);
+    memcpy(buf + (size_t)k * (opt.line_bytes + 1) + (opt.channel ? cmd_prefix_len() : 0), tag, 13);
   }
   burst_done_clients = 0;
   burst_t0 = now();
@@ -611,25 +696,27 @@ static double run_burst(char *buf, size_t len, double deadline) {
 }
 
 static void mode_bcast(double deadline) {
-  if (opt.line_bytes < 14) opt.line_bytes = 14;
+  if (payload_bytes() < 14) opt.line_bytes += 14 - payload_bytes();
   open_fifo(deadline);
+  char warm[256];
+  size_t warm_len = make_line(warm, "W", 1);
   // Warm-up lines until every client has one: only then is each surely subscribed.
   double next = 0;
   while (!all_warm()) {
     if (now() > deadline) break;
     if (now() >= next) {
-      fifo_write("W\n", 2);
+      fifo_write(warm, warm_len);
       next = now() + 0.05;
     }
     poll_once(10);
   }
   pause_ms(100);
   size_t len = (size_t)opt.lines * (opt.line_bytes + 1);
-  char *buf = malloc(len);
+  char *buf = malloc(len + 1);
+  char *letters = malloc(payload_bytes());
+  memset(letters, 'x', payload_bytes());
   for (int k = 0; k < opt.lines; k++) {
-    char *l = buf + (size_t)k * (opt.line_bytes + 1);
-    memset(l, 'x', opt.line_bytes);
-    l[opt.line_bytes] = '\n';
+    make_line(buf + (size_t)k * (opt.line_bytes + 1), letters, payload_bytes());
   }
   run_burst(buf, len, deadline);  // warm-up burst, not timed
   pause_ms(100);
@@ -653,10 +740,9 @@ static void mode_bcast(double deadline) {
   for (int w = 0; w < opt.waves && done == opt.bursts; w++) {
     pause_ms(200);
     char line[1024];
-    memset(line, 'x', opt.line_bytes);
-    snprintf(line, sizeof line, "V%07d", w);
-    line[8] = 'x';
-    line[opt.line_bytes] = '\n';
+    snprintf(letters, payload_bytes(), "V%07d", w);
+    letters[8] = 'x';
+    make_line(line, letters, payload_bytes());
     cur_wave = w;
     wave_done_clients = 0;
     wave_t0 = now();
@@ -772,6 +858,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(k, "--timeout")) opt.timeout = atof(v);
     else if (!strcmp(k, "--server-pid")) opt.server_pid = atoi(v);
     else if (!strcmp(k, "--fifo")) opt.fifo = v;
+    else if (!strcmp(k, "--channel")) opt.channel = v;
     else {
       fprintf(stderr, "unknown option %s\n", k);
       return 2;

@@ -3,7 +3,12 @@
 // to one core and the C load generator (bench/loadgen.c) to the other, then prints medians with
 // min and max over the repetitions and writes everything as JSON into bench/out/.
 //
-//   deno task bench [--quick] [--reps N] [--workloads w1k,w10k,w2,w3,w4]
+// W1 also runs on a channel (w1k-ch, w10k-ch), for push-server alone: every client subscribes to
+// one channel over push.v1, each FIFO line is a publish command of the same 100 B, and history is
+// durable (SQLite in the run's state directory); the table then gives channel/broadcast in the
+// same run.
+//
+//   deno task bench [--quick] [--reps N] [--workloads w1k,w1k-ch,w10k,w10k-ch,w2,w3,w4]
 //                   [--peers push,deno,ws,uws,bun] [--out FILE]
 
 import { parseArgs } from "node:util";
@@ -27,27 +32,52 @@ export interface Workload {
   readonly title: string;
   readonly args: (quick: boolean) => string[];
   readonly clients: number;
+  /** W1 on this push.v1 channel (push-server only), with durable history. */
+  readonly channel?: string;
+  /** The broadcast workload this channel workload is compared with. */
+  readonly versus?: string;
 }
 
+/** The channel every client of a channel workload subscribes to. */
+const BENCH_CHANNEL = "w1";
+
+/** `w` as W1 on one push.v1 channel: same lines, same clients, every client subscribed. */
+function onChannel(w: Workload): Workload {
+  return {
+    id: `${w.id}-ch`,
+    title: `${w.title}, as publications on one channel (push.v1, durable history)`,
+    clients: w.clients,
+    args: (quick) => [...w.args(quick), "--channel", BENCH_CHANNEL],
+    channel: BENCH_CHANNEL,
+    versus: w.id,
+  };
+}
+
+const W1K: Workload = {
+  id: "w1k",
+  title: "W1 burst, 1,000 clients, 500 lines of 100 B",
+  clients: 1000,
+  args: (quick) => [
+    ...["--mode", "bcast", "--clients", "1000", "--lines", "500", "--line-bytes", "100"],
+    ...["--bursts", quick ? "2" : "5", "--waves", "0"],
+  ],
+};
+
+const W10K: Workload = {
+  id: "w10k",
+  title: "W1 burst, 10,000 clients, 50 lines of 100 B; then one-line waves",
+  clients: 10000,
+  args: (quick) => [
+    ...["--mode", "bcast", "--clients", "10000", "--lines", "50", "--line-bytes", "100"],
+    ...["--bursts", quick ? "2" : "3", "--waves", quick ? "3" : "5"],
+  ],
+};
+
 export const WORKLOADS: readonly Workload[] = [
-  {
-    id: "w1k",
-    title: "W1 burst, 1,000 clients, 500 lines of 100 B",
-    clients: 1000,
-    args: (quick) => [
-      ...["--mode", "bcast", "--clients", "1000", "--lines", "500", "--line-bytes", "100"],
-      ...["--bursts", quick ? "2" : "5", "--waves", "0"],
-    ],
-  },
-  {
-    id: "w10k",
-    title: "W1 burst, 10,000 clients, 50 lines of 100 B; then one-line waves",
-    clients: 10000,
-    args: (quick) => [
-      ...["--mode", "bcast", "--clients", "10000", "--lines", "50", "--line-bytes", "100"],
-      ...["--bursts", quick ? "2" : "3", "--waves", quick ? "3" : "5"],
-    ],
-  },
+  W1K,
+  onChannel(W1K),
+  W10K,
+  onChannel(W10K),
   {
     id: "w2",
     title: "W2 echo, 100 connections, 8 messages of 64 B in flight each",
@@ -77,8 +107,11 @@ export const WORKLOADS: readonly Workload[] = [
 export interface Peer {
   readonly id: string;
   readonly name: string;
-  /** The command (without taskset) for a server reading `fifo`, or a reason it cannot run. */
-  readonly command: (fifo: string) => string[] | { skip: string };
+  /**
+   * The command (without taskset) for a server reading `fifo` for workload `w`, or a reason it
+   * cannot run. Only push-server runs channel workloads.
+   */
+  readonly command: (fifo: string, w: Workload) => string[] | { skip: string };
   /** How the server says it is ready: its port. */
   readonly ready: RegExp;
 }
@@ -88,17 +121,26 @@ const BUN = [`${NODE_MODULES}/bun/bin/bun.exe`, `${NODE_MODULES}/@oven/bun-linux
   .find(exists) ?? `${NODE_MODULES}/bun/bin/bun.exe`;
 const UWS_DIR = `${NODE_MODULES}/@trufflesuite/uws-js-unofficial/dist`;
 
-/** push-server as checked out in `root` (its main.ts with its examples/echo.ts handlers). */
+/**
+ * push-server as checked out in `root` (its main.ts with its examples/echo.ts handlers). For a
+ * channel workload it may write history into a state directory beside the FIFO.
+ */
 export function pushPeer(root: string, name = "push-server"): Peer {
   return {
     id: "push",
     name,
     ready: /listening on [^:]+:(\d+)/,
-    command: (fifo) => [
-      Deno.execPath(),
-      ...["run", "--quiet", "--allow-net", "--allow-read", `${root}/main.ts`],
-      ...["--port", "0", "--fifo", fifo, "--log-level", "info", `${root}/examples/echo.ts`],
-    ],
+    command: (fifo, w) => {
+      const state = `${fifo.slice(0, fifo.lastIndexOf("/"))}/state`;
+      const durable = w.channel ? [`--allow-write=${state}`] : [];
+      return [
+        Deno.execPath(),
+        ...["run", "--quiet", "--allow-net", "--allow-read", ...durable, `${root}/main.ts`],
+        ...["--port", "0", "--fifo", fifo, "--log-level", "info"],
+        ...(w.channel ? ["--state-dir", state] : []),
+        `${root}/examples/echo.ts`,
+      ];
+    },
   };
 }
 
@@ -162,9 +204,23 @@ export const METRICS: readonly Metric[] = [
     higherIsBetter: true,
   },
   {
+    workload: "w1k-ch",
+    key: "msgPerSec",
+    label: "W1 channel 1k clients",
+    unit: "msg/s",
+    higherIsBetter: true,
+  },
+  {
     workload: "w10k",
     key: "msgPerSec",
     label: "W1 burst 10k clients",
+    unit: "msg/s",
+    higherIsBetter: true,
+  },
+  {
+    workload: "w10k-ch",
+    key: "msgPerSec",
+    label: "W1 channel 10k clients",
     unit: "msg/s",
     higherIsBetter: true,
   },
@@ -369,7 +425,7 @@ export async function oneRun(
   try {
     const mk = await run("mkfifo", [fifo]);
     if (!mk.ok) throw new Error(`mkfifo failed: ${mk.out}`);
-    const argv = peer.command(fifo);
+    const argv = peer.command(fifo, w);
     if (!Array.isArray(argv)) throw new SkipPeer(argv.skip);
     const server = await startServer(argv, peer.ready, limit);
     try {
@@ -427,6 +483,34 @@ export function table(rows: string[][]): string {
   const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
   const sep = `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`;
   return [line(rows[0]), sep, ...rows.slice(1).map(line)].join("\n");
+}
+
+/**
+ * Rows comparing each channel workload with its broadcast twin: the ratio of the median rates,
+ * and of the median server CPU per delivered message (broadcast / channel: 1 means a channel
+ * message costs the server what a broadcast line does).
+ */
+export function channelVersusBroadcast(
+  workloads: readonly Workload[],
+  byWorkload: Record<string, Result[]>,
+): string[][] {
+  const rows = [[
+    "workload",
+    "msg/s channel / broadcast",
+    "server CPU per msg broadcast / channel",
+  ]];
+  for (const w of workloads) {
+    if (!w.versus) continue;
+    const rate = (id: string) => summarize(byWorkload[id] ?? [], "msgPerSec")?.median ?? NaN;
+    const cpu = (id: string) => summarize(byWorkload[id] ?? [], "serverCpuNsPerMsg")?.median ?? NaN;
+    const ratio = (x: number) => Number.isFinite(x) ? x.toFixed(2) : "–";
+    rows.push([
+      `${w.id} / ${w.versus}`,
+      ratio(rate(w.id) / rate(w.versus)),
+      ratio(cpu(w.versus) / cpu(w.id)),
+    ]);
+  }
+  return rows;
 }
 
 async function machineInfo(): Promise<Record<string, string>> {
@@ -488,6 +572,8 @@ async function main(): Promise<void> {
     results[peer.id] = {};
     for (const w of workloads) {
       results[peer.id][w.id] = [];
+      // push.v1 channels are push-server's own.
+      if (w.channel && peer.id !== "push") continue;
       for (let rep = 0; rep < reps && !skipped[peer.id]; rep++) {
         let r: Result;
         try {
@@ -552,6 +638,7 @@ async function main(): Promise<void> {
       }),
     ]);
   }
+  const channelRows = push ? channelVersusBroadcast(workloads, results[push.id]) : [];
   const failures = Object.values(results).flatMap((byW) => Object.values(byW).flat())
     .filter((r) => r.ok !== true).length;
   console.log(
@@ -559,6 +646,10 @@ async function main(): Promise<void> {
   );
   console.log(table(rows));
   console.log("\n" + table(cpuRows));
+  if (channelRows.length > 1) {
+    console.log("\npush-server, W1 on one channel versus plain broadcast, same run:");
+    console.log(table(channelRows));
+  }
   for (const [id, reason] of Object.entries(skipped)) console.log(`skipped ${id}: ${reason}`);
   console.log(
     failures ? `${failures} run(s) FAILED (lost messages or errors)` : "no run lost a message",
@@ -576,6 +667,7 @@ async function main(): Promise<void> {
     peers: Object.fromEntries(peers.map((p) => [p.id, p.name])),
     skipped,
     summary,
+    channelVersusBroadcast: channelRows,
     results,
   };
   await Deno.writeTextFile(file, JSON.stringify(doc, null, 2) + "\n");
