@@ -11,7 +11,10 @@ import { sampleValue } from "./support/metrics_text.ts";
 import { reportSkip } from "./support/tools.ts";
 
 function setup(
-  { readiness = () => [] as string[] }: { readiness?: () => readonly string[] } = {},
+  { readiness = () => [] as string[], warnings }: {
+    readiness?: () => readonly string[];
+    warnings?: () => readonly string[];
+  } = {},
 ) {
   const stats = new PushStats();
   let open = 0;
@@ -25,6 +28,7 @@ function setup(
     listen: "127.0.0.1:0",
     metrics,
     readiness,
+    warnings,
     log,
     status: {
       mostQueued: () => [{ id: 4, remote: "10.0.0.4", queuedBytes: 512 }],
@@ -104,6 +108,38 @@ Deno.test("admin: /readyz is 503 with one line per problem, 200 when there are n
     problems = [];
     assert.deepEqual(await get(url("/readyz")), { status: 200, body: "ready\n" });
   }, { readiness: () => problems });
+});
+
+Deno.test("admin: warnings follow /readyz's verdict as `warning: ` lines and never make it 503", async () => {
+  let problems: string[] = [];
+  const warnings = ["history kept in memory only:\nno grant"];
+  await withAdmin(async ({ url }) => {
+    assert.deepEqual(await get(url("/readyz")), {
+      status: 200,
+      body: "ready\nwarning: history kept in memory only: no grant\n",
+    });
+    problems = ["FIFO /x is missing"];
+    assert.deepEqual(await get(url("/readyz")), {
+      status: 503,
+      body: "FIFO /x is missing\nwarning: history kept in memory only: no grant\n",
+    });
+    const status = JSON.parse((await get(url("/status.json"))).body);
+    assert.deepEqual(status.problems, problems);
+    assert.deepEqual(status.warnings, warnings);
+  }, { readiness: () => problems, warnings: () => warnings });
+});
+
+Deno.test("admin: a warning source that throws is itself a warning: /readyz stays 200", async () => {
+  await withAdmin(async ({ url }) => {
+    assert.deepEqual(await get(url("/readyz")), {
+      status: 200,
+      body: "ready\nwarning: readiness warnings failed: no idea\n",
+    });
+  }, {
+    warnings: () => {
+      throw new Error("no idea");
+    },
+  });
 });
 
 Deno.test("admin: a readiness check that throws makes /readyz 503, not a crash", async () => {
@@ -191,6 +227,7 @@ Deno.test("admin: /status.json carries the same numbers as /metrics", async () =
     assert.deepEqual(status.slowConsumers, [{ id: 4, remote: "10.0.0.4", queuedBytes: 512 }]);
     assert.deepEqual(status.fifo, { path: "/run/push.fifo", open: true, dropped: { too_long: 2 } });
     assert.deepEqual(status.problems, []);
+    assert.deepEqual(status.warnings, []);
     assert.ok(status.history.length >= 2, "the first sample and now");
   });
 });
