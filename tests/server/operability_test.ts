@@ -1,9 +1,12 @@
 // Tests operability through the real server in-process: counters that move by the right amounts
-// on real traffic, promtool on the live /metrics, /readyz following the FIFO, and the limits
-// (max connections 503, per-IP cap 429 while another IP is served, message rate 4001).
+// on real traffic, promtool on the live /metrics, /readyz following the FIFO and flagging history
+// kept in memory only, and the limits (max connections 503, per-IP cap 429 while another IP is
+// served, message rate 4001).
 
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import type { Handlers } from "../../lib/api/handlers.ts";
+import { HISTORY_FILE } from "../../lib/store/history_store.ts";
 import { withInProcessServer } from "../support/in_process.ts";
 import { clientFrame, parseClose, RawClient, upgradeRequest } from "../support/raw_client.ts";
 import { promtoolCheck, toolFor } from "../support/tools.ts";
@@ -131,6 +134,78 @@ Deno.test({
       assert.equal(res.status, 200);
       // The public port serves none of the admin paths.
       assert.equal((await fetch(`http://127.0.0.1:${server.adminAddress!.port}/healthz`)).ok, true);
+    }),
+});
+
+async function readyz(adminPort: number): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+  return { status: res.status, body: await res.text() };
+}
+
+async function statusWarnings(adminPort: number): Promise<string[]> {
+  const res = await fetch(`http://127.0.0.1:${adminPort}/status.json`);
+  return (await res.json()).warnings;
+}
+
+const MEMORY_ONLY_WARNING = /^warning: history kept in memory only: /m;
+
+Deno.test({
+  name: "/readyz: history written to disk is ready with no warning",
+  ...inProcess,
+  fn: () =>
+    withInProcessServer({ args: ["--admin-listen", "127.0.0.1:0"] }, async ({ server }) => {
+      assert.equal(server.durableHistory, true);
+      assert.deepEqual(await readyz(server.adminAddress!.port), { status: 200, body: "ready\n" });
+      assert.deepEqual(await statusWarnings(server.adminAddress!.port), []);
+    }),
+});
+
+Deno.test({
+  name: "/readyz: a --state-dir that cannot be written is ready (200) with a memory-only warning",
+  ...inProcess,
+  fn: () =>
+    withInProcessServer(
+      // Below the FIFO, which is no directory: mkdir fails, as it does without the grant.
+      { args: ["--admin-listen", "127.0.0.1:0"], stateDir: (dir) => `${dir}/push.fifo/state` },
+      async ({ server, lines }) => {
+        const admin = server.adminAddress!.port;
+        assert.equal(server.durableHistory, false);
+        const { status, body } = await readyz(admin);
+        assert.equal(status, 200);
+        const [verdict, warning, ...rest] = body.split("\n");
+        assert.equal(verdict, "ready");
+        assert.match(warning, MEMORY_ONLY_WARNING);
+        assert.match(warning, /push\.fifo\/state/, "names the directory");
+        assert.deepEqual(rest, [""], "one warning line");
+        assert.deepEqual(await statusWarnings(admin), [warning.replace("warning: ", "")]);
+        const logged = lines.filter((l) => l.includes("history kept in memory only"));
+        assert.deepEqual(logged, [`warn: ${warning.replace("warning: ", "")}`], "as logged");
+      },
+    ),
+});
+
+Deno.test({
+  name: "/readyz: a history write that fails at run time raises the memory-only warning",
+  ...inProcess,
+  fn: () =>
+    withInProcessServer({ args: ["--admin-listen", "127.0.0.1:0"] }, async ({ server }) => {
+      const admin = server.adminAddress!.port;
+      server.publish("news", 1);
+      assert.equal((await readyz(admin)).body, "ready\n");
+      // Another connection holds SQLite's write lock: the next commit times out and fails.
+      const other = new DatabaseSync(`${server.options.stateDir}/${HISTORY_FILE}`);
+      other.exec("BEGIN IMMEDIATE");
+      try {
+        server.publish("news", 2);
+      } finally {
+        other.exec("ROLLBACK");
+        other.close();
+      }
+      assert.equal(server.durableHistory, false);
+      const { status, body } = await readyz(admin);
+      assert.equal(status, 200);
+      assert.match(body, /^ready\nwarning: history kept in memory only: history write failed: /);
+      assert.match(body, /locked/);
     }),
 });
 
