@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { startAdminServer } from "../lib/admin/admin_server.ts";
-import { directoryWritableProblems, fifoProblems, readableBy } from "../lib/admin/readiness.ts";
+import { fifoProblems, readableBy } from "../lib/admin/readiness.ts";
 import { createLogger } from "../lib/api/log.ts";
 import { createMetrics } from "../lib/metrics/metrics.ts";
 import { PushStats } from "../lib/metrics/stats.ts";
@@ -196,19 +196,6 @@ Deno.test("readiness: read permission follows owner, then group, then other bits
   assert.equal(readableBy(file, { uid: 1001, gid: 101 }), false, "other bits say no");
   assert.equal(readableBy({ mode: 0, uid: 1000, gid: 100 }, { uid: 0, gid: 0 }), true);
   assert.equal(readableBy({ mode: 0o604, uid: 1, gid: 1 }, { uid: 2, gid: 2 }), true);
-});
-
-Deno.test("readiness: a writable directory has no problem; a missing one has one line", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    assert.deepEqual(directoryWritableProblems(dir), []);
-    assert.deepEqual([...Deno.readDirSync(dir)], [], "the probe file is removed");
-    const problems = directoryWritableProblems(`${dir}/missing`);
-    assert.equal(problems.length, 1);
-    assert.match(problems[0], /missing is not writable: /);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 });
 
 Deno.test("admin: /status.json carries the same numbers as /metrics", async () => {

@@ -44,15 +44,3 @@ export function readableBy(
   if (who.gid !== null && who.gid === info.gid) return (mode & READ_GROUP) !== 0;
   return (mode & READ_OTHER) !== 0;
 }
-
-/** Problems writing in `directory` (e.g. the history store's): creates and removes a file. */
-export function directoryWritableProblems(directory: string): string[] {
-  const probe = `${directory.replace(/\/$/, "")}/.push-server-ready-${Deno.pid}`;
-  try {
-    Deno.writeFileSync(probe, new Uint8Array(0));
-    Deno.removeSync(probe);
-    return [];
-  } catch (e) {
-    return [`${directory} is not writable: ${errorMessage(e)}`];
-  }
-}
