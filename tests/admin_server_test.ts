@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { startAdminServer } from "../lib/admin/admin_server.ts";
-import { directoryWritableProblems, fifoProblems, readableBy } from "../lib/admin/readiness.ts";
+import { fifoProblems, readableBy } from "../lib/admin/readiness.ts";
 import { createLogger } from "../lib/api/log.ts";
 import { createMetrics } from "../lib/metrics/metrics.ts";
 import { PushStats } from "../lib/metrics/stats.ts";
@@ -11,7 +11,10 @@ import { sampleValue } from "./support/metrics_text.ts";
 import { reportSkip } from "./support/tools.ts";
 
 function setup(
-  { readiness = () => [] as string[] }: { readiness?: () => readonly string[] } = {},
+  { readiness = () => [] as string[], warnings }: {
+    readiness?: () => readonly string[];
+    warnings?: () => readonly string[];
+  } = {},
 ) {
   const stats = new PushStats();
   let open = 0;
@@ -25,6 +28,7 @@ function setup(
     listen: "127.0.0.1:0",
     metrics,
     readiness,
+    warnings,
     log,
     status: {
       mostQueued: () => [{ id: 4, remote: "10.0.0.4", queuedBytes: 512 }],
@@ -106,6 +110,38 @@ Deno.test("admin: /readyz is 503 with one line per problem, 200 when there are n
   }, { readiness: () => problems });
 });
 
+Deno.test("admin: warnings follow /readyz's verdict as `warning: ` lines and never make it 503", async () => {
+  let problems: string[] = [];
+  const warnings = ["history kept in memory only:\nno grant"];
+  await withAdmin(async ({ url }) => {
+    assert.deepEqual(await get(url("/readyz")), {
+      status: 200,
+      body: "ready\nwarning: history kept in memory only: no grant\n",
+    });
+    problems = ["FIFO /x is missing"];
+    assert.deepEqual(await get(url("/readyz")), {
+      status: 503,
+      body: "FIFO /x is missing\nwarning: history kept in memory only: no grant\n",
+    });
+    const status = JSON.parse((await get(url("/status.json"))).body);
+    assert.deepEqual(status.problems, problems);
+    assert.deepEqual(status.warnings, warnings);
+  }, { readiness: () => problems, warnings: () => warnings });
+});
+
+Deno.test("admin: a warning source that throws is itself a warning: /readyz stays 200", async () => {
+  await withAdmin(async ({ url }) => {
+    assert.deepEqual(await get(url("/readyz")), {
+      status: 200,
+      body: "ready\nwarning: readiness warnings failed: no idea\n",
+    });
+  }, {
+    warnings: () => {
+      throw new Error("no idea");
+    },
+  });
+});
+
 Deno.test("admin: a readiness check that throws makes /readyz 503, not a crash", async () => {
   await withAdmin(async ({ url }) => {
     const res = await get(url("/readyz"));
@@ -162,19 +198,6 @@ Deno.test("readiness: read permission follows owner, then group, then other bits
   assert.equal(readableBy({ mode: 0o604, uid: 1, gid: 1 }, { uid: 2, gid: 2 }), true);
 });
 
-Deno.test("readiness: a writable directory has no problem; a missing one has one line", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    assert.deepEqual(directoryWritableProblems(dir), []);
-    assert.deepEqual([...Deno.readDirSync(dir)], [], "the probe file is removed");
-    const problems = directoryWritableProblems(`${dir}/missing`);
-    assert.equal(problems.length, 1);
-    assert.match(problems[0], /missing is not writable: /);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
 Deno.test("admin: /status.json carries the same numbers as /metrics", async () => {
   await withAdmin(async ({ url, stats, setOpen }) => {
     stats.messagesIn = 11;
@@ -191,6 +214,7 @@ Deno.test("admin: /status.json carries the same numbers as /metrics", async () =
     assert.deepEqual(status.slowConsumers, [{ id: 4, remote: "10.0.0.4", queuedBytes: 512 }]);
     assert.deepEqual(status.fifo, { path: "/run/push.fifo", open: true, dropped: { too_long: 2 } });
     assert.deepEqual(status.problems, []);
+    assert.deepEqual(status.warnings, []);
     assert.ok(status.history.length >= 2, "the first sample and now");
   });
 });

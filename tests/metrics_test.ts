@@ -44,6 +44,7 @@ function filledMetrics() {
       subscriptions: () => 8,
       historyMessages: () => 50,
       historyBytes: () => 5000,
+      historyDurable: () => true,
       redisUp: () => true,
     },
   });
@@ -65,6 +66,9 @@ Deno.test("metrics: counters and gauges read the plain stats at scrape time", as
   assert.equal(sampleValue(text, "push_resumes_total", { recovered: "true" }), 2);
   assert.equal(sampleValue(text, "push_resumes_total", { recovered: "false" }), 1);
   assert.equal(sampleValue(text, "push_redis_up"), 1);
+  assert.equal(sampleValue(text, "push_history_messages"), 50);
+  assert.equal(sampleValue(text, "push_history_bytes"), 5000);
+  assert.equal(sampleValue(text, "push_history_durable"), 1);
   stats.messagesIn += 3;
   stats.slowConsumerCloses++;
   stats.handshakes.add(503);

@@ -23,12 +23,23 @@ const TEXT = "text/plain; charset=utf-8";
 /** The problems that make the server unready, one short line each; empty when ready. */
 export type ReadinessCheck = () => readonly string[] | Promise<readonly string[]>;
 
+/**
+ * What an operator should know that leaves the server ready (history kept in memory only), one
+ * short line each: /readyz lists them after `warning: ` and stays 200.
+ */
+export type ReadinessWarnings = () => readonly string[];
+
+/** How a warning line of /readyz begins. */
+export const WARNING_PREFIX = "warning: ";
+
 export interface AdminServerOptions {
   /** "host:port" as given to --admin-listen; port 0 picks a free port, which is logged. */
   readonly listen: string;
   readonly metrics: PushMetrics;
   /** Called on each /readyz and each status poll. */
   readonly readiness: ReadinessCheck;
+  /** Called with `readiness`; none when not given. */
+  readonly warnings?: ReadinessWarnings;
   readonly status?: StatusSources;
   readonly log: Logger;
   /** Shown in the status page title (e.g. the public address). */
@@ -114,8 +125,11 @@ async function route(request: Request, ctx: Context): Promise<Response> {
       return text(HTTP_OK, "ok\n");
     case "/readyz": {
       const problems = await checkReadiness(ctx.options.readiness);
-      if (problems.length === 0) return text(HTTP_OK, "ready\n");
-      return text(HTTP_SERVICE_UNAVAILABLE, problems.map((p) => `${oneLine(p)}\n`).join(""));
+      const warnings = checkWarnings(ctx.options.warnings)
+        .map((w) => `${WARNING_PREFIX}${oneLine(w)}\n`).join("");
+      if (problems.length === 0) return text(HTTP_OK, `ready\n${warnings}`);
+      const lines = problems.map((p) => `${oneLine(p)}\n`).join("");
+      return text(HTTP_SERVICE_UNAVAILABLE, lines + warnings);
     }
     case "/status.json": {
       const problems = await checkReadiness(ctx.options.readiness);
@@ -125,6 +139,7 @@ async function route(request: Request, ctx: Context): Promise<Response> {
         sources: ctx.sources,
         history: ctx.history,
         problems,
+        warnings: checkWarnings(ctx.options.warnings),
       });
       return new Response(JSON.stringify(body), {
         headers: { "content-type": "application/json", "cache-control": "no-store" },
@@ -149,6 +164,15 @@ async function checkReadiness(check: ReadinessCheck): Promise<readonly string[]>
     return await check();
   } catch (e) {
     return [`readiness check failed: ${errorMessage(e)}`];
+  }
+}
+
+/** Warnings never fail readiness: one that throws is reported as a warning itself. */
+function checkWarnings(check: ReadinessWarnings | undefined): readonly string[] {
+  try {
+    return check?.() ?? [];
+  } catch (e) {
+    return [`readiness warnings failed: ${errorMessage(e)}`];
   }
 }
 

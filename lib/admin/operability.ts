@@ -9,7 +9,7 @@ import type { MetricsSources, PushMetrics } from "../metrics/metrics.ts";
 import { type LimitName, PushStats } from "../metrics/stats.ts";
 import { type Admission, ConnectionLimits } from "../policy/connection_limits.ts";
 import { type MessageRate, messageRateFor, RATE_LIMITED_CLOSE } from "../policy/message_rate.ts";
-import type { AdminServer, ReadinessCheck } from "./admin_server.ts";
+import type { AdminServer, ReadinessCheck, ReadinessWarnings } from "./admin_server.ts";
 import type { StatusSources } from "./status.ts";
 
 /** At most one log line per limit per this many milliseconds; the rest are summed into it. */
@@ -24,6 +24,7 @@ export interface OperabilityHooks {
   readonly stats?: PushStats;
   readonly sources: MetricsSources;
   readonly readiness: ReadinessCheck;
+  readonly warnings?: ReadinessWarnings;
   readonly status?: StatusSources;
 }
 
@@ -102,6 +103,7 @@ export class Operability {
         listen: options.adminListen,
         metrics,
         readiness: hooks.readiness,
+        warnings: hooks.warnings,
         status: hooks.status,
         log: hooks.log,
         title: `${options.host}:${options.port}`,

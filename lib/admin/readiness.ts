@@ -2,13 +2,18 @@
 // one short line each, or an empty list. The server combines them in its readiness callback.
 
 import { errorMessage } from "../api/log.ts";
+import { currentIdentity } from "../sources/fifo_guard.ts";
 
 const READ_OWNER = 0o400;
 const READ_GROUP = 0o040;
 const READ_OTHER = 0o004;
 const ROOT_UID = 0;
 
-/** Problems with the FIFO at `path`: missing, not a named pipe, or not readable by this process. */
+/**
+ * Problems with the FIFO at `path`: missing, not a named pipe, or not readable by this process.
+ * Readability is judged from the mode bits only when the process can learn its own uid and gid
+ * (--allow-sys=uid,gid); otherwise the FIFO reader's own failure to open it is what reports it.
+ */
 export function fifoProblems(path: string): string[] {
   let info: Deno.FileInfo;
   try {
@@ -18,7 +23,8 @@ export function fifoProblems(path: string): string[] {
     return [`FIFO ${path} cannot be checked: ${errorMessage(e)}`];
   }
   if (!info.isFifo) return [`FIFO ${path} is not a named pipe`];
-  if (!readableBy(info, { uid: Deno.uid(), gid: Deno.gid() })) {
+  const who = currentIdentity();
+  if (who !== null && !readableBy(info, who)) {
     return [`FIFO ${path} is not readable by this process`];
   }
   return [];
@@ -37,16 +43,4 @@ export function readableBy(
   if (who.uid !== null && who.uid === info.uid) return (mode & READ_OWNER) !== 0;
   if (who.gid !== null && who.gid === info.gid) return (mode & READ_GROUP) !== 0;
   return (mode & READ_OTHER) !== 0;
-}
-
-/** Problems writing in `directory` (e.g. the history store's): creates and removes a file. */
-export function directoryWritableProblems(directory: string): string[] {
-  const probe = `${directory.replace(/\/$/, "")}/.push-server-ready-${Deno.pid}`;
-  try {
-    Deno.writeFileSync(probe, new Uint8Array(0));
-    Deno.removeSync(probe);
-    return [];
-  } catch (e) {
-    return [`${directory} is not writable: ${errorMessage(e)}`];
-  }
 }

@@ -90,17 +90,20 @@ export interface StatusSnapshot {
     readonly dropped: Readonly<Record<string, number>>;
   };
   readonly problems: readonly string[];
+  /** What /readyz lists as warnings: worth knowing, but the server is ready. */
+  readonly warnings: readonly string[];
   readonly history: readonly Sample[];
 }
 
 export function statusSnapshot(
   metrics: PushMetrics,
-  { now, startedAt, sources, history, problems }: {
+  { now, startedAt, sources, history, problems, warnings = [] }: {
     now: number;
     startedAt: number;
     sources: StatusSources;
     history: StatusHistory;
     problems: readonly string[];
+    warnings?: readonly string[];
   },
 ): StatusSnapshot {
   const s = metrics.stats;
@@ -132,6 +135,7 @@ export function statusSnapshot(
       dropped: Object.fromEntries(s.fifoDropped.entries()),
     },
     problems,
+    warnings,
     history: [...history.samples(), takeSample(metrics, now)],
   };
 }

@@ -53,12 +53,14 @@ const PAGE = `<!doctype html>
   td.n, th.n { text-align: right; }
   .empty { color: var(--muted); }
   ul.problems { margin: 4px 0 0; color: var(--bad); }
+  ul.warnings { margin: 4px 0 0; color: var(--b); }
 </style>
 </head>
 <body>
 <h1>push-server <span class="state" id="state">…</span></h1>
 <div class="sub"><span>%TITLE%</span> · up <span id="uptime">–</span> · updated <span id="updated">–</span></div>
 <ul class="problems" id="problems"></ul>
+<ul class="warnings" id="warnings"></ul>
 <div class="cards">
   <div class="card"><div class="v" id="open" data-metric="push_connections_open">–</div><div class="k">connections open</div></div>
   <div class="card"><div class="v" id="accepted" data-metric="push_connections_accepted_total">–</div><div class="k">connections accepted</div></div>
@@ -186,7 +188,9 @@ function render(s) {
   const ok = s.problems.length === 0;
   $("state").textContent = ok ? "ready" : "not ready";
   $("state").className = ok ? "state" : "state bad";
-  $("problems").replaceChildren(...s.problems.map((p) => { const li = document.createElement("li"); li.textContent = p; return li; }));
+  const items = (lines) => lines.map((p) => { const li = document.createElement("li"); li.textContent = p; return li; });
+  $("problems").replaceChildren(...items(s.problems));
+  $("warnings").replaceChildren(...items(s.warnings ?? []));
   $("uptime").textContent = duration((s.now - s.startedAt) / 1000);
   $("updated").textContent = new Date(s.now).toLocaleTimeString();
 

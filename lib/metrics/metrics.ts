@@ -16,9 +16,11 @@ export interface MetricsSources {
   fifoOpen?(): boolean;
   channels?(): number;
   subscriptions?(): number;
-  /** Messages and bytes kept in the history store. */
+  /** Publications held in memory for resume, and their estimated bytes. */
   historyMessages?(): number;
   historyBytes?(): number;
+  /** Whether history is written to disk (false: kept in memory only). */
+  historyDurable?(): boolean;
   /** Whether Redis answers; leave undefined when Redis is not configured. */
   redisUp?(): boolean;
 }
@@ -255,13 +257,18 @@ export function createMetrics(
   );
   gauge(
     "push_history_messages",
-    "Messages kept in the history store.",
+    "Publications held in memory for resume (the store on disk may hold older ones).",
     () => sources.historyMessages?.() ?? 0,
   );
   gauge(
     "push_history_bytes",
-    "Bytes kept in the history store.",
+    "Estimated bytes of the publications held in memory for resume.",
     () => sources.historyBytes?.() ?? 0,
+  );
+  gauge(
+    "push_history_durable",
+    "1 while history is written to disk, 0 while it is kept in memory only.",
+    () => sources.historyDurable?.() ? 1 : 0,
   );
   tally("push_resumes_total", {
     help: "Resumes after a reconnect, by whether every missed message was recovered.",

@@ -37,7 +37,7 @@ import { Dispatch } from "./dispatch.ts";
 import { Hub } from "./hub.ts";
 import { ChannelHub } from "./channel_hub.ts";
 import { PUSH_SUBPROTOCOL } from "../channels/protocol.ts";
-import { ChannelLog } from "../store/channel_log.ts";
+import { ChannelLog, MEMORY_ONLY } from "../store/channel_log.ts";
 import { Access } from "../auth/access.ts";
 import type { TokenKeys } from "../auth/token.ts";
 import { parseGrants } from "../policy/grants.ts";
@@ -174,8 +174,12 @@ export class PushServer implements Server, ConnectionHost {
         subscriptions: () => this.#channels?.subscriptions.size ?? 0,
         bytesQueued: () => this.#hub.queuedBytes(),
         fifoOpen: () => this.fifoState.state === "open",
+        historyMessages: () => this.#channelLog?.history.size ?? 0,
+        historyBytes: () => this.#channelLog?.history.bytes ?? 0,
+        historyDurable: () => this.durableHistory,
       },
       readiness: () => this.#readinessProblems(),
+      warnings: () => this.#readinessWarnings(),
       status: {
         mostQueued: (limit) =>
           [...this.#hub.open].filter((c) => c.bufferedAmount > 0)
@@ -598,6 +602,16 @@ export class PushServer implements Server, ConnectionHost {
       );
     }
     return problems;
+  }
+
+  /**
+   * What /readyz lists as warnings, which leave the server ready: history kept in memory only
+   * (no write grant for --state-dir, or a write failed since). The server serves either way,
+   * and a restart would not bring the grant, so this never takes it out of rotation.
+   */
+  #readinessWarnings(): string[] {
+    const why = this.#channelLog?.memoryOnly ?? null;
+    return why === null ? [] : [`${MEMORY_ONLY}: ${why}`];
   }
 
   #upgradeRequest(

@@ -15,6 +15,9 @@ import type { Synchronous } from "./history_store.ts";
 /** The default state directory, relative to the working directory (git-ignored). */
 export const DEFAULT_STATE_DIR = "./.push-state";
 
+/** How the warning line and the readiness flag begin when history is not written to disk. */
+export const MEMORY_ONLY = "history kept in memory only";
+
 /** Two boot times closer than this (seconds) are the same boot (clock steps, rounding). */
 const SAME_BOOT_TOLERANCE_S = 10;
 const EPOCH_BYTES = 6;
@@ -63,14 +66,22 @@ export class ChannelLog {
   readonly #limits: HistoryLimits;
   readonly #warn: (line: string) => void;
   #store: HistoryStore | null;
+  /** Why there is no store (one line), or null while there is one. */
+  #memoryOnly: string | null;
 
   private constructor(
-    parts: { history: History; store: HistoryStore | null; warn: (line: string) => void },
+    parts: {
+      history: History;
+      store: HistoryStore | null;
+      warn: (line: string) => void;
+      memoryOnly?: string;
+    },
   ) {
     this.#history = parts.history;
     this.#limits = parts.history.limits;
     this.#store = parts.store;
     this.#warn = parts.warn;
+    this.#memoryOnly = parts.store === null ? parts.memoryOnly ?? "no state directory" : null;
   }
 
   /**
@@ -92,8 +103,8 @@ export class ChannelLog {
     const opened = HistoryStore.open(options.stateDir, { limits, synchronous });
     if (!opened.ok) {
       const history = new History({ epoch: newEpoch(), durable: false, limits });
-      const warning = `history kept in memory only: ${opened.reason}`;
-      return { log: new ChannelLog({ history, store: null, warn }), durable: false, warning };
+      const log = new ChannelLog({ history, store: null, warn, memoryOnly: opened.reason });
+      return { log, durable: false, warning: `${MEMORY_ONLY}: ${opened.reason}` };
     }
     const store = opened.store;
     // If the last run did not fsync each commit (NORMAL) and the machine rebooted since (or we
@@ -127,6 +138,14 @@ export class ChannelLog {
     return this.#store !== null;
   }
 
+  /**
+   * Why history is kept in memory only, one line (the state directory could not be opened, a
+   * write failed, or there is none), or null while publications are written to disk.
+   */
+  get memoryOnly(): string | null {
+    return this.#memoryOnly;
+  }
+
   /** The in-memory part, for metrics (bytes, size). */
   get history(): History {
     return this.#history;
@@ -149,13 +168,14 @@ export class ChannelLog {
     if (this.#store !== null) {
       const written = this.#store.append(pubs);
       if (!written.ok) {
-        this.#warn(`${written.reason}; history kept in memory only from now on`);
+        this.#warn(`${written.reason}; ${MEMORY_ONLY} from now on`);
         try {
           this.#store.close();
         } catch {
           // The file is failing already.
         }
         this.#store = null;
+        this.#memoryOnly = written.reason;
         this.#history.renewEpoch(newEpoch(), { durable: false });
         pubs = this.#history.prepare(items, now);
       }

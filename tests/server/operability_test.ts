@@ -1,13 +1,18 @@
 // Tests operability through the real server in-process: counters that move by the right amounts
-// on real traffic, promtool on the live /metrics, /readyz following the FIFO, and the limits
-// (max connections 503, per-IP cap 429 while another IP is served, message rate 4001).
+// on real traffic, the history gauges following what history holds, promtool on the live
+// /metrics, /readyz following the FIFO and flagging history kept in memory only, and the limits (max connections 503, per-IP cap 429 while another IP is
+// served, message rate 4001).
 
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import type { Handlers } from "../../lib/api/handlers.ts";
+import { ENTRY_OVERHEAD_BYTES } from "../../lib/channels/history.ts";
+import { HISTORY_FILE } from "../../lib/store/history_store.ts";
 import { withInProcessServer } from "../support/in_process.ts";
 import { clientFrame, parseClose, RawClient, upgradeRequest } from "../support/raw_client.ts";
 import { promtoolCheck, toolFor } from "../support/tools.ts";
 import { connectWs } from "../support/ws_client.ts";
+import { PushV1Client } from "../support/push_v1.ts";
 
 const inProcess = { sanitizeOps: false, sanitizeResources: false };
 const promtool = toolFor("promtool", "promtool check metrics on the live /metrics");
@@ -93,6 +98,46 @@ Deno.test({
     }),
 });
 
+/** What history holds for a publication of `data` (JSON text) on `channel`, as History counts it. */
+function heldBytes(channel: string, data: string): number {
+  return channel.length + data.length + ENTRY_OVERHEAD_BYTES;
+}
+
+Deno.test({
+  name: "push_history_messages and _bytes report what history holds, after --history-size trims",
+  ...inProcess,
+  fn: () =>
+    withInProcessServer(
+      { args: ["--admin-listen", "127.0.0.1:0", "--history-size", "3"] },
+      async ({ server, port, fifo }) => {
+        const admin = server.adminAddress!.port;
+        const published = { news: [1, 2, 3, 4, 5], sport: [6, 7] };
+        const client = await PushV1Client.open(port);
+        try {
+          for (const channel of Object.keys(published)) await client.subscribe(channel);
+          const lines = Object.entries(published).flatMap(([channel, ns]) =>
+            ns.map((n) => JSON.stringify({ channel, data: { n } }))
+          );
+          await writeLine(fifo, lines.join("\n") + "\n");
+          // Written to history before it is sent: once the client has them all, history has.
+          for (const _ of lines) assert.equal((await client.next()).type, "publication");
+        } finally {
+          await client.end();
+        }
+        const text = await metrics(admin);
+        assert.equal(sample(text, "push_publications_total"), 7);
+        // Each channel keeps its last 3: news 3, 4, 5 and sport 6, 7.
+        const held = [["news", [3, 4, 5]], ["sport", [6, 7]]] as const;
+        const bytes = held.flatMap(([channel, ns]) =>
+          ns.map((n) => heldBytes(channel, JSON.stringify({ n })))
+        ).reduce((a, b) => a + b);
+        assert.equal(sample(text, "push_history_messages"), 5);
+        assert.equal(sample(text, "push_history_bytes"), bytes);
+        assert.equal(sample(text, "push_history_durable"), 1);
+      },
+    ),
+});
+
 Deno.test({
   name: "promtool check metrics accepts the live /metrics of a running server",
   ignore: promtool === null,
@@ -131,6 +176,84 @@ Deno.test({
       assert.equal(res.status, 200);
       // The public port serves none of the admin paths.
       assert.equal((await fetch(`http://127.0.0.1:${server.adminAddress!.port}/healthz`)).ok, true);
+    }),
+});
+
+async function readyz(adminPort: number): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+  return { status: res.status, body: await res.text() };
+}
+
+async function statusWarnings(adminPort: number): Promise<string[]> {
+  const res = await fetch(`http://127.0.0.1:${adminPort}/status.json`);
+  return (await res.json()).warnings;
+}
+
+const MEMORY_ONLY_WARNING = /^warning: history kept in memory only: /m;
+
+Deno.test({
+  name: "/readyz: history written to disk is ready with no warning",
+  ...inProcess,
+  fn: () =>
+    withInProcessServer({ args: ["--admin-listen", "127.0.0.1:0"] }, async ({ server }) => {
+      assert.equal(server.durableHistory, true);
+      assert.deepEqual(await readyz(server.adminAddress!.port), { status: 200, body: "ready\n" });
+      assert.deepEqual(await statusWarnings(server.adminAddress!.port), []);
+    }),
+});
+
+Deno.test({
+  name: "/readyz: a --state-dir that cannot be written is ready (200) with a memory-only warning",
+  ...inProcess,
+  fn: () =>
+    withInProcessServer(
+      // Below the FIFO, which is no directory: mkdir fails, as it does without the grant.
+      { args: ["--admin-listen", "127.0.0.1:0"], stateDir: (dir) => `${dir}/push.fifo/state` },
+      async ({ server, lines }) => {
+        const admin = server.adminAddress!.port;
+        assert.equal(server.durableHistory, false);
+        const { status, body } = await readyz(admin);
+        assert.equal(status, 200);
+        const [verdict, warning, ...rest] = body.split("\n");
+        assert.equal(verdict, "ready");
+        assert.match(warning, MEMORY_ONLY_WARNING);
+        assert.match(warning, /push\.fifo\/state/, "names the directory");
+        assert.deepEqual(rest, [""], "one warning line");
+        assert.deepEqual(await statusWarnings(admin), [warning.replace("warning: ", "")]);
+        const logged = lines.filter((l) => l.includes("history kept in memory only"));
+        assert.deepEqual(logged, [`warn: ${warning.replace("warning: ", "")}`], "as logged");
+        assert.equal(sample(await metrics(admin), "push_history_durable"), 0);
+      },
+    ),
+});
+
+Deno.test({
+  name: "/readyz: a history write that fails at run time raises the memory-only warning",
+  ...inProcess,
+  fn: () =>
+    withInProcessServer({ args: ["--admin-listen", "127.0.0.1:0"] }, async ({ server }) => {
+      const admin = server.adminAddress!.port;
+      server.publish("news", 1);
+      assert.equal((await readyz(admin)).body, "ready\n");
+      // Another connection holds SQLite's write lock: the next commit times out and fails.
+      const other = new DatabaseSync(`${server.options.stateDir}/${HISTORY_FILE}`);
+      other.exec("BEGIN IMMEDIATE");
+      try {
+        server.publish("news", 2);
+      } finally {
+        other.exec("ROLLBACK");
+        other.close();
+      }
+      assert.equal(server.durableHistory, false);
+      const { status, body } = await readyz(admin);
+      assert.equal(status, 200);
+      assert.match(body, /^ready\nwarning: history kept in memory only: history write failed: /);
+      assert.match(body, /locked/);
+      // What was on disk is out of reach: memory holds only what came after the failure.
+      const text = await metrics(admin);
+      assert.equal(sample(text, "push_history_durable"), 0);
+      assert.equal(sample(text, "push_history_messages"), 1);
+      assert.equal(sample(text, "push_history_bytes"), heldBytes("news", "2"));
     }),
 });
 

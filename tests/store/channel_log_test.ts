@@ -3,8 +3,9 @@
 // and the memory-only fallback when the state directory cannot be written.
 
 import assert from "node:assert/strict";
-import { ChannelLog } from "../../lib/store/channel_log.ts";
-import { HistoryStore } from "../../lib/store/history_store.ts";
+import { DatabaseSync } from "node:sqlite";
+import { ChannelLog, MEMORY_ONLY } from "../../lib/store/channel_log.ts";
+import { HISTORY_FILE, HistoryStore } from "../../lib/store/history_store.ts";
 import { WRITER_LIMITS } from "../fixtures/history_writer.ts";
 
 const LIMITS = { maxCount: 100, maxAgeMs: 10_000, maxBytes: 1 << 20 };
@@ -153,10 +154,42 @@ Deno.test("a state directory that cannot be created: memory only, one warning", 
     const opened = ChannelLog.open({ stateDir: `${dir}/file/state`, limits: LIMITS });
     assert.equal(opened.durable, false);
     assert.match(opened.warning ?? "", /^history kept in memory only: cannot open .*file\/state/);
+    assert.equal(`${MEMORY_ONLY}: ${opened.log.memoryOnly}`, opened.warning, "the same reason");
     assert.ok(!opened.warning!.includes("\n"), "one line");
     const [pub] = opened.log.publish(items("a", 1), 0);
     assert.equal(opened.log.resume("a", { epoch: pub.epoch, offset: 0 }, 0).replay.length, 1);
     opened.log.close();
+  }));
+
+Deno.test("a write that fails at run time: memory only from then on, a new epoch, one warning", () =>
+  withDir((dir) => {
+    const warnings: string[] = [];
+    const opened = ChannelLog.open({
+      stateDir: dir,
+      limits: LIMITS,
+      bootTime: 1000,
+      warn: (line) => warnings.push(line),
+    });
+    const log = opened.log;
+    const [before] = log.publish(items("a", 1), 0);
+    assert.equal(log.memoryOnly, null, "written to disk so far");
+    // Another connection holds SQLite's write lock: the server's next commit times out.
+    const other = new DatabaseSync(`${dir}/${HISTORY_FILE}`);
+    other.exec("BEGIN IMMEDIATE");
+    try {
+      const [after] = log.publish(items("a", 1), 0);
+      assert.equal(log.durable, false);
+      assert.match(log.memoryOnly ?? "", /^history write failed: .*locked/);
+      assert.equal(warnings.length, 1);
+      assert.match(warnings[0], new RegExp(`; ${MEMORY_ONLY} from now on$`));
+      assert.notEqual(after.epoch, before.epoch, "resuming clients learn that history broke");
+      log.publish(items("a", 1), 0);
+      assert.equal(warnings.length, 1, "warned once");
+    } finally {
+      other.exec("ROLLBACK");
+      other.close();
+      log.close();
+    }
   }));
 
 Deno.test("without --allow-write the server gets memory-only history and one warning line", async () => {

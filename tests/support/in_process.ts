@@ -23,6 +23,8 @@ export interface InProcessOptions {
   readonly resources?: ServerParts["resources"];
   /** Turns tokens on with this HS256 secret (as --token-secret does through main.ts). */
   readonly tokenSecret?: string;
+  /** The --state-dir, given the test's temporary directory (default: `<dir>/state`). */
+  readonly stateDir?: (dir: string) => string;
 }
 
 /** Starts a server, runs `fn`, then shuts the server down and removes its FIFO. */
@@ -35,7 +37,11 @@ export async function withInProcessServer(
   const made = await new Deno.Command("mkfifo", { args: [fifo] }).output();
   if (!made.success) throw new Error(`mkfifo ${fifo} failed`);
   const parsed = parseCommandLine(
-    ["--port", "0", "--fifo", fifo, "--state-dir", `${dir}/state`, ...(options.args ?? [])],
+    [
+      ...["--port", "0", "--fifo", fifo],
+      ...["--state-dir", options.stateDir?.(dir) ?? `${dir}/state`],
+      ...(options.args ?? []),
+    ],
     () => undefined,
   );
   if (parsed.kind !== "run") throw new Error(`bad test options: ${JSON.stringify(parsed)}`);
