@@ -200,11 +200,14 @@ export class ChannelHub<C> {
 
   /**
    * Subscribes a connection from the server side (`conn.subscribe` in handlers), without the
-   * authorize hook. Returns false when the connection holds its cap of subscriptions.
+   * authorize hook. Returns false when the connection holds its cap of subscriptions, or is not
+   * an open push.v1 connection: any other would be sent JSON it does not speak, and nothing
+   * would forget its subscriptions when it closes.
    */
   subscribe(conn: C, channel: string, since: StreamPosition | null = null): boolean {
     const nameError = channelNameError(channel);
     if (nameError !== null) throw new TypeError(`Cannot subscribe: ${nameError}`);
+    if (!this.#open.has(conn)) return false;
     return this.#subscribeNow(conn, { channel, since, id: undefined });
   }
 

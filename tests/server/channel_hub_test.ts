@@ -197,6 +197,18 @@ Deno.test("publish and subscribe from handlers throw on an invalid channel name 
   assert.deepStrictEqual(pubs(f, "a"), [["news", 1]]);
 });
 
+Deno.test("subscribe from handlers refuses a connection that is not an open push.v1 one", () => {
+  const f = fake();
+  f.hub.open("gone");
+  f.hub.closed("gone");
+  // "plain" never opened here: the server opens only push.v1 connections in the hub.
+  assert.equal(f.hub.subscribe("plain", "news"), false);
+  assert.equal(f.hub.subscribe("gone", "news"), false);
+  f.hub.publish("news", 1);
+  assert.deepStrictEqual([...f.got.keys()], [], "neither was sent anything");
+  assert.equal(f.hub.subscriptions.size, 0, "no subscription is left behind");
+});
+
 Deno.test("with fanOutMany, a run of publications to one channel is fanned out once, in line order", () => {
   const calls: string[] = [];
   const f = fake({
