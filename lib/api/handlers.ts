@@ -76,7 +76,10 @@ export interface Connection {
    * open push.v1 connection (no other kind can read publications).
    */
   subscribe(channel: string): boolean;
-  /** Ends a subscription; returns whether there was one. */
+  /**
+   * Ends a subscription, as the client's `unsubscribe` would: the client gets `unsubscribed`
+   * and its user leaves the channel's presence. Returns whether there was one.
+   */
   unsubscribe(channel: string): boolean;
   /** Sends a message; returns false when the connection is closing or closed. */
   send(message: Message): boolean;

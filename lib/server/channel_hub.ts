@@ -211,9 +211,17 @@ export class ChannelHub<C> {
     return this.#subscribeNow(conn, { channel, since, id: undefined });
   }
 
-  /** Unsubscribes a connection (`conn.unsubscribe`). */
+  /**
+   * Unsubscribes a connection from the server side (`conn.unsubscribe`), as the `unsubscribe`
+   * operation would: the client is told with an `unsubscribed` (without `id`, as `subscribe`
+   * sends `subscribed`) and its user leaves the channel's presence. Returns whether there was a
+   * subscription; without one nothing is sent.
+   */
   unsubscribe(conn: C, channel: string): boolean {
-    return this.#index.unsubscribe(conn, channel);
+    if (!this.#index.unsubscribe(conn, channel)) return false;
+    this.#io.send(conn, encodeUnsubscribed({ channel }));
+    if (this.#access) this.#notify(this.#access.unsubscribed(conn, channel));
+    return true;
   }
 
   /**

@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { ChannelHub } from "../../lib/server/channel_hub.ts";
 import type { ChannelHubIo } from "../../lib/server/channel_hub.ts";
 import { ChannelLog } from "../../lib/store/channel_log.ts";
+import { Access } from "../../lib/auth/access.ts";
+import { parseGrants } from "../../lib/policy/grants.ts";
 import { parsePushMessage } from "../support/push_v1.ts";
 
 interface Fake {
@@ -207,6 +209,24 @@ Deno.test("subscribe from handlers refuses a connection that is not an open push
   f.hub.publish("news", 1);
   assert.deepStrictEqual([...f.got.keys()], [], "neither was sent anything");
   assert.equal(f.hub.subscriptions.size, 0, "no subscription is left behind");
+});
+
+Deno.test("unsubscribe from handlers tells the client and leaves presence, as the operation does", () => {
+  const events = parseGrants(["room"]);
+  assert.ok(events.ok);
+  const access = new Access<string>({ keys: undefined, presenceEvents: events.grants });
+  const f = fake({}, { access });
+  f.hub.open("a", "alice");
+  f.hub.open("b", "bob");
+  for (const conn of ["a", "b"]) assert.ok(f.hub.subscribe(conn, "room"));
+  f.got.clear();
+  assert.equal(f.hub.unsubscribe("a", "room"), true);
+  assert.deepStrictEqual(f.got.get("a"), [{ type: "unsubscribed", channel: "room" }]);
+  assert.deepStrictEqual(f.got.get("b"), [{ type: "leave", channel: "room", user: "alice" }]);
+  assert.deepStrictEqual(access.presence.members("room"), [{ user: "bob", connections: 1 }]);
+  f.got.clear();
+  assert.equal(f.hub.unsubscribe("a", "room"), false, "no subscription left");
+  assert.deepStrictEqual([...f.got.keys()], [], "and nothing to tell anyone");
 });
 
 Deno.test("with fanOutMany, a run of publications to one channel is fanned out once, in line order", () => {
