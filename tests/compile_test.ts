@@ -1,16 +1,26 @@
 // The single executable: `deno task compile` (lib/api/compile.ts) builds a binary that
-// serves the default broadcast, the built-in examples, and an operator's handlers file
-// embedded with --include. Compiling needs a denort binary: these tests run when DENORT_BIN
-// points at one and say why they skipped otherwise; without denort the task says so in one line.
+// serves the default broadcast, the embedded browser client (/push-client.js), the built-in
+// examples, and an operator's handlers file embedded with --include, and that may write channel
+// history in its default state directory. Compiling needs a denort binary: these tests run when
+// DENORT_BIN points at one and say why they skipped otherwise; without denort the task says so
+// in one line.
 
 import assert from "node:assert/strict";
-import { denortProblem, denortSource } from "../lib/api/compile.ts";
+import { COMPILE_FLAGS, denortProblem, denortSource } from "../lib/api/compile.ts";
+import { parseCommandLine } from "../lib/api/options.ts";
+import { HISTORY_FILE } from "../lib/store/history_store.ts";
 import { closeWs, connectWs } from "./support/ws_client.ts";
+import { grantPath, writeGrants } from "./support/permissions.ts";
 import { reportSkip } from "./support/tools.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const MAIN = `${ROOT}main.ts`;
 const COMPILE_SCRIPT = `${ROOT}lib/api/compile.ts`;
+/** The browser client that `--include client/` embeds and the server offers at CLIENT_PATH. */
+const CLIENT_SOURCE = `${ROOT}client/push-client.js`;
+const CLIENT_PATH = "/push-client.js";
+/** The one line the server logs at start when it cannot write its state directory. */
+const MEMORY_ONLY = "history kept in memory only";
 const denort = Deno.env.get("DENORT_BIN");
 const skipReason = denort
   ? null
@@ -18,13 +28,37 @@ const skipReason = denort
     "download (set DENORT_BIN=/path/to/denort to run these tests)";
 if (skipReason) reportSkip("compiled-executable test", skipReason);
 
+/** The words of a deno.json task, split as the shell would (none of them is quoted). */
+async function taskWords(name: string): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
+  return (config.tasks[name] as string).split(/\s+/);
+}
+
 /** The permission flags of `deno task compile` (which runs lib/api/compile.ts), from deno.json. */
 async function taskPermissions(): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
-  const task: string = config.tasks.compile;
-  assert.match(task, /lib\/api\/compile\.ts/, "the compile task runs lib/api/compile.ts");
-  return task.split(/\s+/).filter((w) => w.startsWith("--allow-"));
+  const words = await taskWords("compile");
+  assert.ok(words.includes("lib/api/compile.ts"), "the compile task runs lib/api/compile.ts");
+  return words.filter((w) => w.startsWith("--allow-"));
 }
+
+/** The --state-dir a server uses when none is given. */
+function defaultStateDir(): string {
+  const parsed = parseCommandLine([], () => undefined);
+  if (parsed.kind !== "run") throw new Error(`no defaults: ${JSON.stringify(parsed)}`);
+  return parsed.options.stateDir;
+}
+
+Deno.test("the compile task embeds client/ and grants write to the default --state-dir, as start does", async () => {
+  // compile.ts passes COMPILE_FLAGS to deno compile; the executable keeps these grants.
+  const included = COMPILE_FLAGS.flatMap((flag, i) =>
+    flag === "--include" ? [COMPILE_FLAGS[i + 1]] : []
+  );
+  assert.ok(included.map(grantPath).includes("client"), `--include client/: ${included}`);
+  const stateDir = grantPath(defaultStateDir());
+  assert.ok(writeGrants(COMPILE_FLAGS).includes(stateDir), `compile: ${COMPILE_FLAGS.join(" ")}`);
+  const start = await taskWords("start");
+  assert.ok(writeGrants(start).includes(stateDir), `start: ${start.join(" ")}`);
+});
 
 /** Runs the compile task's script with `args` and `env`, as `deno task compile` would. */
 async function runCompileTask(
@@ -101,6 +135,8 @@ Deno.test("denortProblem leaves other compile failures to deno's own message", (
 interface Running {
   port: number;
   fifo: string;
+  /** What it logged up to its "listening on" line (start-up warnings come before it). */
+  startLog: string;
   stop(): Promise<void>;
 }
 
@@ -132,6 +168,7 @@ async function launch(command: string, args: string[], cwd: string): Promise<Run
   return {
     port,
     fifo,
+    startLog: log,
     async stop() {
       child.kill("SIGTERM");
       await child.status;
@@ -166,10 +203,33 @@ Deno.test("a relative handlers path missing from the working directory is found 
   }
 });
 
+/** Fetches `path` from the server's public port; the whole body is read. */
+async function fetchResource(
+  port: number,
+  path: string,
+): Promise<{ status: number; type: string | null; body: Uint8Array }> {
+  const response = await fetch(`http://127.0.0.1:${port}${path}`);
+  const body = new Uint8Array(await response.arrayBuffer());
+  return { status: response.status, type: response.headers.get("content-type"), body };
+}
+
+/** Runs `binary` (cwd `dir`) with `args`, hands it to `body`, and stops it whatever happens. */
+async function withLaunched(
+  { binary, dir, args = [] }: { binary: string; dir: string; args?: string[] },
+  body: (server: Running) => void | Promise<void>,
+): Promise<void> {
+  const server = await launch(binary, args, dir);
+  try {
+    await body(server);
+  } finally {
+    await server.stop();
+  }
+}
+
 Deno.test({
-  name: "the compiled executable runs the broadcast, the examples and an included handlers file",
+  name: "the compiled executable serves, and keeps the grants and files deno task compile gives it",
   ignore: skipReason !== null,
-  fn: async () => {
+  fn: async (t) => {
     const dir = await Deno.makeTempDir({ prefix: "push-compile-" });
     try {
       const binary = `${dir}/push-server`;
@@ -178,38 +238,62 @@ Deno.test({
       const out = await runCompileTask(["--include", fixture, "--output", binary], {});
       assert.equal(out.code, 0, out.stderr);
 
-      // Default broadcast.
-      let server = await launch(binary, [], dir);
-      try {
-        const client = await connectWs(server.port);
-        await client.roundTrip(); // registered for broadcasts
-        await writeLine(server.fifo, "to all");
-        assert.equal(await client.next(), "to all");
-        await closeWs(client);
-      } finally {
-        await server.stop();
-      }
-      // Built-in example by name.
-      server = await launch(binary, ["echo"], dir);
-      try {
-        const client = await connectWs(server.port);
-        client.ws.send("echo me");
-        assert.equal(await client.next(), "echo me");
-        await closeWs(client);
-      } finally {
-        await server.stop();
-      }
-      // The operator's file, named by its path relative to the project directory.
-      server = await launch(binary, [fixture], dir);
-      try {
-        const client = await connectWs(server.port, "/?user=op", {
-          headers: { Cookie: "session=s3cret" },
-        });
-        assert.equal(await client.next(), "welcome op (none)");
-        await closeWs(client);
-      } finally {
-        await server.stop();
-      }
+      await t.step("the default broadcast", () =>
+        withLaunched({ binary, dir }, async (server) => {
+          const client = await connectWs(server.port);
+          await client.roundTrip(); // registered for broadcasts
+          await writeLine(server.fifo, "to all");
+          assert.equal(await client.next(), "to all");
+          await closeWs(client);
+        }));
+
+      await t.step(
+        "the browser client embedded from client/, at /push-client.js",
+        () =>
+          withLaunched({ binary, dir }, async (server) => {
+            const served = await fetchResource(server.port, CLIENT_PATH);
+            assert.equal(served.status, 200);
+            assert.equal(served.type, "text/javascript; charset=utf-8");
+            assert.deepStrictEqual(served.body, await Deno.readFile(CLIENT_SOURCE));
+          }),
+      );
+
+      await t.step("channel history on disk in the default state dir, which it may write", () =>
+        // Run from `dir`: the relative grant and the default --state-dir both resolve there.
+        withLaunched({ binary, dir }, async (server) => {
+          assert.doesNotMatch(server.startLog, new RegExp(MEMORY_ONLY));
+          const stored = await Deno.stat(`${dir}/${defaultStateDir()}/${HISTORY_FILE}`);
+          assert.ok(stored.isFile);
+        }));
+
+      await t.step("history in memory, with one warning, where no grant covers --state-dir", () =>
+        // The same check fails where the grant is missing: what the step above relies on.
+        withLaunched({ binary, dir, args: ["--state-dir", `${dir}/ungranted`] }, (server) => {
+          assert.match(server.startLog, new RegExp(MEMORY_ONLY));
+        }));
+
+      await t.step(
+        "a built-in example, by name",
+        () =>
+          withLaunched({ binary, dir, args: ["echo"] }, async (server) => {
+            const client = await connectWs(server.port);
+            client.ws.send("echo me");
+            assert.equal(await client.next(), "echo me");
+            await closeWs(client);
+          }),
+      );
+
+      await t.step(
+        "the operator's file, by its path relative to the project directory",
+        () =>
+          withLaunched({ binary, dir, args: [fixture] }, async (server) => {
+            const client = await connectWs(server.port, "/?user=op", {
+              headers: { Cookie: "session=s3cret" },
+            });
+            assert.equal(await client.next(), "welcome op (none)");
+            await closeWs(client);
+          }),
+      );
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

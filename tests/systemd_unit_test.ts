@@ -1,14 +1,23 @@
 // examples/push-server.service (the compiled executable) and examples/push-server-deno.service
 // (`deno run`): each passes `systemd-analyze verify` by the command the README documents, has
-// the hardening the deployment relies on, runs its FIFO-creating ExecStartPre for real (in a
-// temporary directory, with our own group); the deno unit's ExecStart is run for real too.
+// the hardening the deployment relies on, keeps channel history in its StateDirectory= with
+// write granted there, runs its FIFO-creating ExecStartPre for real (in a temporary directory,
+// with our own group); the deno unit's ExecStart is run for real too.
 
 import assert from "node:assert/strict";
+import { COMPILE_FLAGS } from "../lib/api/compile.ts";
 import { closeWs, connectWs } from "./support/ws_client.ts";
+import { grantPath, writeGrants } from "./support/permissions.ts";
 import { toolFor } from "./support/tools.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const UNITS = ["push-server.service", "push-server-deno.service"] as const;
+/** Where systemd puts a system unit's StateDirectory= (systemd.exec(5), StateDirectory=). */
+const STATE_ROOT = "/var/lib";
+/** The deno that push-server-deno.service runs; any other ExecStart is the compiled binary. */
+const DENO_PROGRAM = "/usr/local/bin/deno";
+const STATE_DIR_VARIABLE = "PUSH_STATE_DIR";
+const STATE_DIR_FLAG = "--state-dir";
 const decoder = new TextDecoder();
 
 const units = Object.fromEntries(
@@ -19,6 +28,35 @@ const units = Object.fromEntries(
 
 function settings(unit: string, name: string): string[] {
   return [...unit.matchAll(new RegExp(`^${name}=(.*)$`, "gm"))].map((m) => m[1]);
+}
+
+/** The words of the unit's ExecStart: the program, then its arguments. */
+function execStart(unit: string): string[] {
+  const [line] = settings(unit, "ExecStart");
+  return line.split(/\s+/);
+}
+
+/**
+ * The unit's --state-dir: from ExecStart's arguments, else from PUSH_STATE_DIR in its
+ * Environment= lines (each may hold several assignments), or null when neither sets it.
+ */
+function unitStateDir(unit: string): string | null {
+  const args = execStart(unit);
+  const flag = args.findIndex((a) => a === STATE_DIR_FLAG || a.startsWith(`${STATE_DIR_FLAG}=`));
+  if (flag >= 0) return args[flag].split("=")[1] ?? args[flag + 1];
+  const prefix = `${STATE_DIR_VARIABLE}=`;
+  const assignments = settings(unit, "Environment").flatMap((line) => line.split(/\s+/));
+  const found = assignments.findLast((a) => a.startsWith(prefix));
+  return found === undefined ? null : found.slice(prefix.length);
+}
+
+/**
+ * The permissions the server runs with: the deno unit's are on its ExecStart line; the compiled
+ * executable's were given by `deno task compile` (COMPILE_FLAGS) and cannot be changed there.
+ */
+function unitPermissions(unit: string): readonly string[] {
+  const [program, ...args] = execStart(unit);
+  return program === DENO_PROGRAM ? args : COMPILE_FLAGS;
 }
 
 /**
@@ -93,6 +131,22 @@ for (const name of UNITS) {
     assert.deepEqual(settings(unit, "MemoryDenyWriteExecute"), []);
     // The server reads PUSH_HANDLERS itself; ExecStart does not pass it.
     assert.doesNotMatch(settings(unit, "ExecStart")[0], /PUSH_HANDLERS/);
+  });
+}
+
+for (const name of UNITS) {
+  Deno.test(`${name} keeps history in its StateDirectory= and grants write to it`, () => {
+    const unit = units[name];
+    // ProtectSystem=strict leaves the state directory the one writable place under /var/lib.
+    const stateDirectories = settings(unit, "StateDirectory");
+    assert.deepEqual(stateDirectories, ["push-server"]);
+    const stateDir = `${STATE_ROOT}/${stateDirectories[0]}`;
+    assert.equal(unitStateDir(unit), stateDir, "the server's --state-dir is the StateDirectory");
+    const permissions = unitPermissions(unit);
+    assert.ok(
+      writeGrants(permissions).includes(grantPath(stateDir)),
+      `--allow-write=${stateDir} among ${permissions.join(" ")}`,
+    );
   });
 }
 

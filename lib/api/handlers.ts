@@ -72,10 +72,14 @@ export interface Connection {
   readonly user: string | null;
   /**
    * Subscribes this connection to a channel (push.v1 connections), without the `subscribe`
-   * hook. Returns false when it already holds its cap of subscriptions.
+   * hook. Returns false when it already holds its cap of subscriptions, or when it is not an
+   * open push.v1 connection (no other kind can read publications).
    */
   subscribe(channel: string): boolean;
-  /** Ends a subscription; returns whether there was one. */
+  /**
+   * Ends a subscription, as the client's `unsubscribe` would: the client gets `unsubscribed`
+   * and its user leaves the channel's presence. Returns whether there was one.
+   */
   unsubscribe(channel: string): boolean;
   /** Sends a message; returns false when the connection is closing or closed. */
   send(message: Message): boolean;

@@ -200,17 +200,28 @@ export class ChannelHub<C> {
 
   /**
    * Subscribes a connection from the server side (`conn.subscribe` in handlers), without the
-   * authorize hook. Returns false when the connection holds its cap of subscriptions.
+   * authorize hook. Returns false when the connection holds its cap of subscriptions, or is not
+   * an open push.v1 connection: any other would be sent JSON it does not speak, and nothing
+   * would forget its subscriptions when it closes.
    */
   subscribe(conn: C, channel: string, since: StreamPosition | null = null): boolean {
     const nameError = channelNameError(channel);
     if (nameError !== null) throw new TypeError(`Cannot subscribe: ${nameError}`);
+    if (!this.#open.has(conn)) return false;
     return this.#subscribeNow(conn, { channel, since, id: undefined });
   }
 
-  /** Unsubscribes a connection (`conn.unsubscribe`). */
+  /**
+   * Unsubscribes a connection from the server side (`conn.unsubscribe`), as the `unsubscribe`
+   * operation would: the client is told with an `unsubscribed` (without `id`, as `subscribe`
+   * sends `subscribed`) and its user leaves the channel's presence. Returns whether there was a
+   * subscription; without one nothing is sent.
+   */
   unsubscribe(conn: C, channel: string): boolean {
-    return this.#index.unsubscribe(conn, channel);
+    if (!this.#index.unsubscribe(conn, channel)) return false;
+    this.#io.send(conn, encodeUnsubscribed({ channel }));
+    if (this.#access) this.#notify(this.#access.unsubscribed(conn, channel));
+    return true;
   }
 
   /**

@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { ChannelHub } from "../../lib/server/channel_hub.ts";
 import type { ChannelHubIo } from "../../lib/server/channel_hub.ts";
 import { ChannelLog } from "../../lib/store/channel_log.ts";
+import { Access } from "../../lib/auth/access.ts";
+import { parseGrants } from "../../lib/policy/grants.ts";
 import { parsePushMessage } from "../support/push_v1.ts";
 
 interface Fake {
@@ -195,6 +197,36 @@ Deno.test("publish and subscribe from handlers throw on an invalid channel name 
   assert.ok(f.hub.subscribe("a", "news"));
   assert.equal(f.hub.publish("news", { a: 1 }), 1);
   assert.deepStrictEqual(pubs(f, "a"), [["news", 1]]);
+});
+
+Deno.test("subscribe from handlers refuses a connection that is not an open push.v1 one", () => {
+  const f = fake();
+  f.hub.open("gone");
+  f.hub.closed("gone");
+  // "plain" never opened here: the server opens only push.v1 connections in the hub.
+  assert.equal(f.hub.subscribe("plain", "news"), false);
+  assert.equal(f.hub.subscribe("gone", "news"), false);
+  f.hub.publish("news", 1);
+  assert.deepStrictEqual([...f.got.keys()], [], "neither was sent anything");
+  assert.equal(f.hub.subscriptions.size, 0, "no subscription is left behind");
+});
+
+Deno.test("unsubscribe from handlers tells the client and leaves presence, as the operation does", () => {
+  const events = parseGrants(["room"]);
+  assert.ok(events.ok);
+  const access = new Access<string>({ keys: undefined, presenceEvents: events.grants });
+  const f = fake({}, { access });
+  f.hub.open("a", "alice");
+  f.hub.open("b", "bob");
+  for (const conn of ["a", "b"]) assert.ok(f.hub.subscribe(conn, "room"));
+  f.got.clear();
+  assert.equal(f.hub.unsubscribe("a", "room"), true);
+  assert.deepStrictEqual(f.got.get("a"), [{ type: "unsubscribed", channel: "room" }]);
+  assert.deepStrictEqual(f.got.get("b"), [{ type: "leave", channel: "room", user: "alice" }]);
+  assert.deepStrictEqual(access.presence.members("room"), [{ user: "bob", connections: 1 }]);
+  f.got.clear();
+  assert.equal(f.hub.unsubscribe("a", "room"), false, "no subscription left");
+  assert.deepStrictEqual([...f.got.keys()], [], "and nothing to tell anyone");
 });
 
 Deno.test("with fanOutMany, a run of publications to one channel is fanned out once, in line order", () => {

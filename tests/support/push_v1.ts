@@ -46,9 +46,9 @@ export class PushV1Client {
     });
   }
 
-  /** Opens a connection offering push.v1 to 127.0.0.1:`port`. */
-  static open(port: number): Promise<PushV1Client> {
-    const socket = new WebSocket(`ws://127.0.0.1:${port}/`, "push.v1");
+  /** Opens a connection offering push.v1 to 127.0.0.1:`port`, at `path` (with its query). */
+  static open(port: number, path = "/"): Promise<PushV1Client> {
+    const socket = new WebSocket(`ws://127.0.0.1:${port}${path}`, "push.v1");
     return new Promise((resolve, reject) => {
       socket.addEventListener("open", () => {
         if (socket.protocol !== "push.v1") reject(new Error(`protocol "${socket.protocol}"`));
