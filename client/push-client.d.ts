@@ -81,7 +81,11 @@ export interface StateChange {
 
 export interface PushClientEvents {
   publication: Publication;
+  /** Also for a channel the server's handlers subscribed the connection to (no `id`): such a
+   * channel is live only, made again by the server on each connection, never resumed. */
   subscribed: Subscribed;
+  /** The server's handlers ended a subscription (conn.unsubscribe). */
+  unsubscribed: { readonly type: "unsubscribed"; readonly channel: string };
   /** A resume could not be recovered: refetch the channel's state. */
   lost: { readonly channel: string } & Position;
   state: StateChange;

@@ -27,7 +27,9 @@ const TOKEN_EXPIRED = 4004;
 
 /**
  * A connection to push-server that survives reconnects. Events (subscribe with `on`):
- * "publication" {channel, offset, data}; "subscribed" {channel, recovered, epoch, offset};
+ * "publication" {channel, offset, data}; "subscribed" {channel, recovered, epoch, offset} (also
+ * for a channel the server's handlers subscribed this connection to: live only, not resumed);
+ * "unsubscribed" {channel} when the server's handlers ended a subscription;
  * "lost" {channel, epoch, offset} when a resume could not be recovered; "state" {state, code,
  * reason, delay} (a refused token: "closed" with code 4003 or 4004 and the server's reason);
  * "error" {code, reason, id, channel}; "authed" {user, expiresAt}; "join" and "leave" {channel,
@@ -39,6 +41,9 @@ export class PushClient {
   #handlers = new Map();
   /** channel → {epoch, offset} of the last publication seen, or null before the first reply. */
   #channels = new Map();
+  /** The same for channels the server subscribed this connection to (a handler's
+   * conn.subscribe): live only, made again by the server on each connection, never asked for. */
+  #server = new Map();
   #ws = null;
   #attempt = 0;
   #timer = 0;
@@ -79,7 +84,7 @@ export class PushClient {
 
   /** The last position seen on a channel ({epoch, offset}), or null. */
   position(channel) {
-    return this.#channels.get(channel) ?? null;
+    return this.#channels.get(channel) ?? this.#server.get(channel) ?? null;
   }
 
   /** Subscribes to a channel, optionally from a position saved earlier (e.g. in storage). */
@@ -147,6 +152,7 @@ export class PushClient {
     this.#ws = ws;
     ws.onopen = () => {
       this.#attempt = 0;
+      this.#server.clear();
       this.#setState("open");
       if (token) this.#send({ op: "auth", token });
       this.#subscribe([...this.#channels.keys()]);
@@ -195,13 +201,19 @@ export class PushClient {
     }
     const { type, channel } = message;
     if (type === "publication") {
-      const last = this.#channels.get(channel);
+      const map = this.#channels.has(channel) ? this.#channels : this.#server;
+      const last = map.get(channel);
       if (last === undefined || (last && message.offset <= last.offset)) return;
-      this.#channels.set(channel, { epoch: last?.epoch ?? "", offset: message.offset });
+      map.set(channel, { epoch: last?.epoch ?? "", offset: message.offset });
       this.#emit("publication", message);
     } else if (type === "subscribed") {
       const last = this.#channels.get(channel);
-      if (last === undefined) return;
+      if (last === undefined) {
+        // No id: the server subscribed us (a handler's conn.subscribe); live from here.
+        if (message.id !== undefined) return;
+        this.#server.set(channel, { epoch: message.epoch, offset: message.offset });
+        return this.#emit("subscribed", message);
+      }
       const now = { epoch: message.epoch, offset: message.offset };
       if (!message.recovered) {
         this.#channels.set(channel, now);
@@ -233,7 +245,14 @@ export class PushClient {
       this.#emit("authed", message);
     } else if (type === "join" || type === "leave") {
       this.#emit(type, message);
-    } else if (type !== "pong" && type !== "unsubscribed") {
+    } else if (type === "unsubscribed") {
+      // No id: the server ended it (a handler's conn.unsubscribe); do not ask for it again.
+      if (
+        message.id === undefined && (this.#server.delete(channel) || this.#channels.delete(channel))
+      ) {
+        this.#emit("unsubscribed", message);
+      }
+    } else if (type !== "pong") {
       this.#emit("message", message);
     }
   }

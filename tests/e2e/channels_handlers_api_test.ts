@@ -14,6 +14,8 @@ import {
 import { type ServerProcess, withServer } from "../support/server_process.ts";
 import { type PushMessage, PushV1Client } from "../support/push_v1.ts";
 import { closeWs, connectWs } from "../support/ws_client.ts";
+import { PushClient } from "../../client/push-client.js";
+import type { Publication } from "../../client/push-client.d.ts";
 
 const HANDLERS = new URL("../fixtures/channels_handlers.ts", import.meta.url).pathname;
 const ROOM = "lobby";
@@ -172,5 +174,45 @@ Deno.test("the fifo handler's lines are its own: a channel command is not publis
     assert.deepStrictEqual(await alice.flush(), []);
     await server.waitForLog(/fixture: line dropped: \{"channel"/);
     await alice.end();
+  });
+});
+
+/** Rejects when `promise` has not settled within `ms`, saying what did not happen. */
+function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+const EVENT_WAIT_MS = 10_000;
+
+Deno.test("the browser client shows a channel its handlers subscribed it to, until they end it", async () => {
+  await withServer([HANDLERS], async (server) => {
+    const client = new PushClient(`ws://127.0.0.1:${server.port}${roomPath(ROOM, "bob")}`);
+    const seen: [string, number][] = [];
+    let twoSeen = () => {};
+    client.on("publication", (p: Publication) => {
+      if (seen.push([p.channel, p.offset]) === 2) twoSeen();
+    });
+    const event = (type: "subscribed" | "unsubscribed") =>
+      within(EVENT_WAIT_MS, type, new Promise<{ channel: string }>((r) => client.on(type, r)));
+    const subscribed = event("subscribed");
+    try {
+      client.connect();
+      assert.equal((await subscribed).channel, ROOM, "a subscription it never asked for");
+      const two = within(EVENT_WAIT_MS, "2 publications", new Promise<void>((r) => twoSeen = r));
+      await server.writeFifo(publishLines(ROOM, ["one", "two"]));
+      await two;
+      assert.deepStrictEqual(client.position(ROOM)?.offset, 2);
+      const unsubscribed = event("unsubscribed");
+      await server.writeFifo(`unsub|bob|${ROOM}\n`);
+      assert.equal((await unsubscribed).channel, ROOM);
+      assert.equal(client.position(ROOM), null, "forgotten: not asked for on a reconnect");
+      assert.deepStrictEqual(seen, [[ROOM, 1], [ROOM, 2]]);
+    } finally {
+      client.close();
+    }
   });
 });
