@@ -71,6 +71,12 @@ export interface Options {
   readonly historySize: number;
   /** How long publications are kept for resume. */
   readonly historyTtl: number;
+  /** Bytes of history held in memory across all channels; the rest is read from disk. */
+  readonly historyMemory: number;
+  /** fsync every history commit: on, off, or auto (off only when a reboot can be detected). */
+  readonly historyFsync: Switch;
+  /** Channels one connection may be subscribed to at once. */
+  readonly maxSubscriptions: number;
   /** The page at / on the public port: auto serves it only without a handlers file. */
   readonly page: Switch;
 }
@@ -367,6 +373,30 @@ export const OPTION_SPECS: readonly Spec[] = [
     kind: "duration",
     default: "60m",
     help: "how long publications are kept for resume",
+  },
+  {
+    key: "historyMemory",
+    flag: "history-memory",
+    env: "PUSH_HISTORY_MEMORY",
+    kind: "size",
+    default: "64MiB",
+    help: "history held in memory, all channels together; older entries are read from disk",
+  },
+  {
+    key: "historyFsync",
+    flag: "history-fsync",
+    env: "PUSH_HISTORY_FSYNC",
+    kind: "switch",
+    default: "auto",
+    help: "fsync each history commit: on (survives power loss), off, auto (on unless reboots show)",
+  },
+  {
+    key: "maxSubscriptions",
+    flag: "max-subscriptions",
+    env: "PUSH_MAX_SUBSCRIPTIONS",
+    kind: "count",
+    default: "128",
+    help: "channels one push.v1 connection may be subscribed to at once",
   },
   {
     key: "tokenSecret",

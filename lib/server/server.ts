@@ -46,6 +46,9 @@ import { fifoProblems } from "../admin/readiness.ts";
 import { PushStats } from "../metrics/stats.ts";
 import { RATE_LIMITED_CLOSE } from "../policy/message_rate.ts";
 
+/** --history-fsync as SQLite's synchronous level (auto: NORMAL when a reboot can be detected). */
+const FSYNC_LEVEL = { auto: "auto", on: "full", off: "normal" } as const;
+
 const ACCEPT_BACKOFF_MIN_MS = 10;
 const ACCEPT_BACKOFF_MAX_MS = 1000;
 /** While most clients are behind, the FIFO reader waits, at most this long per read. */
@@ -511,7 +514,13 @@ export class PushServer implements Server, ConnectionHost {
     const o = this.options;
     const opened = ChannelLog.open({
       stateDir: o.stateDir,
-      limits: { ...DEFAULT_HISTORY_LIMITS, maxCount: o.historySize, maxAgeMs: o.historyTtl },
+      limits: {
+        ...DEFAULT_HISTORY_LIMITS,
+        maxCount: o.historySize,
+        maxAgeMs: o.historyTtl,
+        maxBytes: o.historyMemory,
+      },
+      synchronous: FSYNC_LEVEL[o.historyFsync],
       warn: (line) => this.log.warn(line),
     });
     if (opened.warning) this.log.warn(opened.warning);
@@ -519,6 +528,7 @@ export class PushServer implements Server, ConnectionHost {
     const subscribe = this.#dispatch.has("subscribe") ? this.#handlers().subscribe! : null;
     this.#channels = new ChannelHub<ClientConnection>(opened.log, {
       access,
+      maxSubscriptionsPerConnection: o.maxSubscriptions,
       io: {
         // Held FIFO lines go first, so every connection sees lines in the order they came.
         send: (conn, text) => {
