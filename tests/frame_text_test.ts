@@ -7,6 +7,7 @@ import {
   encodeTextFrameInto,
   Opcode,
   textFrameBound,
+  textFrameLength,
 } from "../lib/protocol/frame.ts";
 
 function join(parts: Uint8Array[]): Uint8Array {
@@ -56,6 +57,19 @@ Deno.test("encodeTextFrame equals encodeFrame of the UTF-8 payload at every leng
       const text = sample(length, seed);
       const expected = join(encodeFrame(Opcode.TEXT, encoder.encode(text)));
       assert.deepEqual(join(encodeTextFrame(text)), expected, `length ${length}, seed ${seed}`);
+    }
+  }
+});
+
+Deno.test("textFrameLength is the length of encodeTextFrame's frame at every length class (RFC 6455 §5.2)", () => {
+  for (const length of LENGTHS) {
+    for (const seed of [0, 1, 2, 3]) {
+      const text = sample(length, seed);
+      assert.equal(
+        textFrameLength(text),
+        join(encodeTextFrame(text)).length,
+        `length ${length}, seed ${seed}`,
+      );
     }
   }
 });

@@ -1,10 +1,11 @@
 // Tests incremental UTF-8 validation (lib/protocol/utf8.ts) against known sequences and against
-// `new TextDecoder("utf-8", {fatal: true})` on arbitrary bytes and arbitrary split points.
+// `new TextDecoder("utf-8", {fatal: true})` on arbitrary bytes and arbitrary split points, and
+// utf8Length against TextEncoder.
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { checkProperty } from "./support/property.ts";
-import { isValidUtf8, Utf8Validator } from "../lib/protocol/utf8.ts";
+import { isValidUtf8, utf8Length, Utf8Validator } from "../lib/protocol/utf8.ts";
 import { feedings } from "./support/feed.ts";
 
 const strict = new TextDecoder("utf-8", { fatal: true });
@@ -145,6 +146,38 @@ Deno.test("the validator agrees with TextDecoder fatal at arbitrary split points
   checkProperty(
     fc.property(anyBytes, fc.array(fc.nat(), { maxLength: 6 }), (bytes, points) => {
       assert.equal(validate(cut(bytes, points)), decoderAccepts(bytes));
+    }),
+    // Counterexamples fast-check has found go in `examples` (none so far).
+    { numRuns: 2000, examples: [] },
+  );
+});
+
+Deno.test("utf8Length counts what TextEncoder writes: 1 to 4 bytes, U+FFFD for a lone surrogate (RFC 3629 §3)", () => {
+  const cases: [string, number][] = [
+    ["", 0],
+    ["a", 1],
+    ["\u007f", 1],
+    ["\u0080", 2],
+    ["\u07ff", 2],
+    ["\u0800", 3],
+    ["\uffff", 3],
+    ["😀", 4],
+    ["\ud800", 3],
+    ["\udc00", 3],
+    ["\udc00\ud800", 6],
+    ["a\ud800", 4],
+  ];
+  for (const [text, bytes] of cases) {
+    assert.equal(utf8Length(text), bytes, JSON.stringify(text));
+    assert.equal(new TextEncoder().encode(text).length, bytes, JSON.stringify(text));
+  }
+});
+
+Deno.test("utf8Length agrees with TextEncoder on arbitrary strings, lone surrogates included (property)", () => {
+  const encoder = new TextEncoder();
+  checkProperty(
+    fc.property(fc.string({ unit: "binary", maxLength: 64 }), (text) => {
+      assert.equal(utf8Length(text), encoder.encode(text).length);
     }),
     // Counterexamples fast-check has found go in `examples` (none so far).
     { numRuns: 2000, examples: [] },

@@ -9,6 +9,9 @@
 /** The default cap on the channels one connection may subscribe to. */
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION = 128;
 
+/** `after` of a subscription whose replay is still being sent: fan-out skips it. */
+export const REPLAYING = Number.MAX_SAFE_INTEGER;
+
 /** The result of a subscribe: newly added, already there, or refused by the cap. */
 export type SubscribeOutcome = "added" | "already" | "limit";
 
@@ -51,6 +54,17 @@ export class SubscriptionIndex<K> {
     subscribers.set(conn, after);
     this.#size++;
     return "added";
+  }
+
+  /**
+   * Sets the offset a subscription's replay reached, e.g. from REPLAYING to the offset where its
+   * replay caught up: fan-out sends it what comes after. False when there is no such subscription.
+   */
+  setAfter(conn: K, channel: string, after: number): boolean {
+    const subscribers = this.#byChannel.get(channel);
+    if (subscribers === undefined || !subscribers.has(conn)) return false;
+    subscribers.set(conn, after);
+    return true;
   }
 
   /** Removes one subscription; false when there was none. */

@@ -1,5 +1,7 @@
 // Owns the RFC 6455 §5.2 base frame: opcodes, header parsing, header encoding and masking.
 
+import { utf8Length } from "./utf8.ts";
+
 /** Frame opcodes (RFC 6455 §5.2, §11.8). */
 export const Opcode = {
   CONTINUATION: 0x0,
@@ -202,6 +204,13 @@ export function encodeTextFrame(text: string): Uint8Array[] {
   const start = written < LEN_16 ? 2 : 0;
   writeTextHeader(buf, start, written);
   return [buf.subarray(start, 4 + written)];
+}
+
+/** The bytes of the unmasked frame `encodeTextFrame(text)` returns, counted without encoding. */
+export function textFrameLength(text: string): number {
+  const payload = utf8Length(text);
+  const extra = payload < LEN_16 ? 0 : payload <= 0xffff ? 2 : 8;
+  return 2 + extra + payload;
 }
 
 /** The most bytes `encodeTextFrameInto` may need for a text of `length` UTF-16 units. */

@@ -1,4 +1,5 @@
-// Owns incremental UTF-8 validation (RFC 3629 / Unicode Table 3-7), fed piece by piece.
+// Owns incremental UTF-8 validation (RFC 3629 / Unicode Table 3-7), fed piece by piece, and the
+// UTF-8 length of a string without encoding it.
 
 const CONT_LO = 0x80;
 const CONT_HI = 0xbf;
@@ -73,4 +74,35 @@ export class Utf8Validator {
 export function isValidUtf8(bytes: Uint8Array): boolean {
   const v = new Utf8Validator();
   return v.push(bytes) && v.complete;
+}
+
+/** Below this code unit a character takes 1 UTF-8 byte; below the next, 2 (RFC 3629 §3). */
+const ONE_BYTE_LIMIT = 0x80;
+const TWO_BYTE_LIMIT = 0x800;
+const HIGH_SURROGATE_FIRST = 0xd800;
+const HIGH_SURROGATE_LAST = 0xdbff;
+const LOW_SURROGATE_FIRST = 0xdc00;
+const LOW_SURROGATE_LAST = 0xdfff;
+
+/**
+ * The bytes `new TextEncoder().encode(text)` would return, counted without encoding: a surrogate
+ * pair is 4 bytes, and a lone surrogate becomes U+FFFD, 3 bytes.
+ */
+export function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < ONE_BYTE_LIMIT) bytes += 1;
+    else if (c < TWO_BYTE_LIMIT) bytes += 2;
+    else if (c >= HIGH_SURROGATE_FIRST && c <= HIGH_SURROGATE_LAST && isLowSurrogate(text, i + 1)) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+function isLowSurrogate(text: string, at: number): boolean {
+  const c = text.charCodeAt(at); // NaN past the end: false.
+  return c >= LOW_SURROGATE_FIRST && c <= LOW_SURROGATE_LAST;
 }

@@ -3,9 +3,13 @@
 // fan-out through one callback that receives each publication's text once. It knows nothing of
 // sockets or frames: the server gives it connections (any key) and callbacks, and frames once.
 //
-// The seam between replay and live is closed by construction: a subscribe registers, reads the
-// replay and queues it in one synchronous step, and each subscription remembers the offset its
-// replay reached, so fan-out never sends that subscriber a publication twice.
+// The seam between replay and live is closed by construction: a subscribe registers and reads the
+// replay in one synchronous step, and each subscription remembers the offset its replay reached,
+// so fan-out never sends that subscriber a publication twice. A replay is queued only as far as
+// it fits in half of the connection's queue (lib/channels/replay_pacing.ts) and goes on as the
+// queue drains; meanwhile fan-out skips the subscription (REPLAYING), and the replay reads on
+// through history until it has caught up, then sets the offset it reached in the same
+// synchronous step as that last read: no gap, no duplicate, and live follows replay.
 
 import { classifyLine } from "../channels/commands.ts";
 import { channelNameError } from "../channels/names.ts";
@@ -22,7 +26,8 @@ import {
   protocolError,
 } from "../channels/protocol.ts";
 import type { ClientOperation, ProtocolError, StreamPosition } from "../channels/protocol.ts";
-import { SubscriptionIndex } from "../channels/subscriptions.ts";
+import { REPLAYING, SubscriptionIndex } from "../channels/subscriptions.ts";
+import { type QueueFill, ReplayPacer, type ReplayStep } from "../channels/replay_pacing.ts";
 import { CloseCode, PushCloseCode } from "../protocol/close_codes.ts";
 import type { ChannelLog } from "../store/channel_log.ts";
 import type { Access, PresenceNotice } from "../auth/access.ts";
@@ -31,6 +36,12 @@ import { presenceMessage } from "../channels/presence.ts";
 
 /** Malformed operations a connection may send before it is closed with 4002. */
 export const DEFAULT_MAX_ERRORS = 20;
+
+/** The reason of the Close (4000) when history moved past a replay that was still being sent. */
+export const REPLAY_OVERTAKEN_REASON = "replay overtaken by history";
+
+/** The fill of a queue without a limit: a replay is queued at once. */
+const UNLIMITED: QueueFill = { queued: 0, limit: Infinity };
 
 /** What the hub needs from the server. */
 export interface ChannelHubIo<C> {
@@ -50,6 +61,12 @@ export interface ChannelHubIo<C> {
   fanOutMany?(texts: string[], to: C[]): void;
   /** Closes a connection with a code from the close-code table. */
   close(conn: C, code: number, reason: string): void;
+  /**
+   * Optional: how full a connection's outbound queue is. With it, a replay is paced by the
+   * queue, and the server calls `drained` as the queue empties; without it, a replay is queued
+   * at once.
+   */
+  queue?(conn: C): QueueFill;
   /** Milliseconds, for history age (Date.now in the server, a counter in tests). */
   now(): number;
   /** Authorizes a subscription (the handlers' `subscribe` hook); absent: every channel is open. */
@@ -74,6 +91,8 @@ export class ChannelHub<C> {
   readonly #errors = new Map<C, number>();
   readonly #open = new Set<C>();
   readonly #chains = new Map<C, Promise<void>>();
+  /** The replays still being sent, by connection. */
+  readonly #replays = new Map<C, ReplayPacer>();
   readonly #maxErrors: number;
   /** Tokens and presence (issue 13), or null when neither is in use. */
   readonly #access: Access<C> | null;
@@ -147,6 +166,7 @@ export class ChannelHub<C> {
     this.#users.removeConnection(conn);
     this.#errors.delete(conn);
     this.#chains.delete(conn);
+    this.#replays.delete(conn);
     // However it ended (Close, error, liveness timeout), its presence goes with it.
     if (this.#access) { for (const notice of this.#access.closed(conn)) this.#notify(notice); }
   }
@@ -218,10 +238,15 @@ export class ChannelHub<C> {
    * subscription; without one nothing is sent.
    */
   unsubscribe(conn: C, channel: string): boolean {
-    if (!this.#index.unsubscribe(conn, channel)) return false;
+    if (!this.#unsubscribe(conn, channel)) return false;
     this.#io.send(conn, encodeUnsubscribed({ channel }));
     if (this.#access) this.#notify(this.#access.unsubscribed(conn, channel));
     return true;
+  }
+
+  /** Some of a connection's queue was written: a replay waiting for room goes on. */
+  drained(conn: C): void {
+    if (this.#replays.has(conn)) this.#pace(conn);
   }
 
   /**
@@ -344,7 +369,7 @@ export class ChannelHub<C> {
       case "unsubscribe":
         if (!this.#admit(conn)) return;
         for (const channel of op.channels) {
-          const was = this.#index.unsubscribe(conn, channel);
+          const was = this.#unsubscribe(conn, channel);
           this.#io.send(conn, encodeUnsubscribed({ id: op.id, channel }));
           if (was && this.#access) this.#notify(this.#access.unsubscribed(conn, channel));
         }
@@ -422,7 +447,7 @@ export class ChannelHub<C> {
     this.#users.subscribe(conn, outcome.user);
     this.#io.send(conn, authedMessage(outcome));
     for (const channel of outcome.revoked) {
-      this.#index.unsubscribe(conn, channel);
+      this.#unsubscribe(conn, channel);
       this.#io.send(
         conn,
         encodeError(protocolError("forbidden", { reason: "channel not granted", channel })),
@@ -466,14 +491,15 @@ export class ChannelHub<C> {
     if (to.length > 0) this.#io.fanOut(notice.message, to);
   }
 
-  /** Registers, reads the replay and queues it, all in this one synchronous call. */
+  /** Registers and reads the replay in this one synchronous call, and starts sending it. */
   #subscribeNow(
     conn: C,
     request: { channel: string; since: StreamPosition | null; id: string | number | undefined },
   ): boolean {
     const { channel, since, id } = request;
     const { decision, replay } = this.#log.resume(channel, since, this.#io.now());
-    const outcome = this.#index.subscribe(conn, channel, decision.offset);
+    const replaying = replay.length > 0;
+    const outcome = this.#index.subscribe(conn, channel, replaying ? REPLAYING : decision.offset);
     if (outcome === "limit") {
       this.#fail(
         conn,
@@ -493,8 +519,69 @@ export class ChannelHub<C> {
         offset: decision.offset,
       }),
     );
-    if (fresh) { for (const pub of replay) this.#io.send(conn, encodePublication(pub)); }
+    if (fresh && replaying) {
+      let pacer = this.#replays.get(conn);
+      if (pacer === undefined) this.#replays.set(conn, pacer = new ReplayPacer());
+      // The replay covers from..to without a hole: it starts right after the client's position.
+      const from = { epoch: decision.epoch, offset: replay[0].offset - 1 };
+      pacer.add(channel, { since: from, pubs: replay });
+      this.#pace(conn);
+    }
     if (fresh && this.#access) this.#notify(this.#access.subscribed(conn, channel));
+    return true;
+  }
+
+  /** Removes a subscription and stops its replay. */
+  #unsubscribe(conn: C, channel: string): boolean {
+    const pacer = this.#replays.get(conn);
+    if (pacer?.cancel(channel) && pacer.idle) this.#replays.delete(conn);
+    return this.#index.unsubscribe(conn, channel);
+  }
+
+  /** Sends a connection's replays as far as its queue has room (the pacer decides). */
+  #pace(conn: C): void {
+    const pacer = this.#replays.get(conn)!;
+    for (;;) {
+      const step = pacer.next(this.#io.queue?.(conn) ?? UNLIMITED);
+      switch (step.kind) {
+        case "send":
+          this.#io.send(conn, step.text);
+          continue;
+        case "read":
+          if (!this.#readOn(conn, { pacer, step })) return;
+          continue;
+        case "wait":
+          return;
+        case "idle":
+          this.#replays.delete(conn);
+          return;
+        default: {
+          const never: never = step;
+          throw new Error(`unknown replay step ${JSON.stringify(never)}`);
+        }
+      }
+    }
+  }
+
+  /**
+   * A replay sent everything it read: reads what its channel got since. Caught up, the
+   * subscription goes live at the offset the replay reached, in this same synchronous step. If
+   * history no longer covers it (trimmed meanwhile, or a new epoch), the client was too slow to
+   * be replayed: it is closed with 4000, and its resume then answers recovered:false.
+   */
+  #readOn(
+    conn: C,
+    { pacer, step }: { pacer: ReplayPacer; step: Extract<ReplayStep, { kind: "read" }> },
+  ): boolean {
+    const more = this.#log.resume(step.channel, step.since, this.#io.now());
+    if (more.decision.kind !== "replay") {
+      this.#replays.delete(conn);
+      this.#io.close(conn, PushCloseCode.SLOW_CONSUMER, REPLAY_OVERTAKEN_REASON);
+      return false;
+    }
+    if (pacer.extend(step.channel, more.replay)) {
+      this.#index.setAfter(conn, step.channel, step.since.offset);
+    }
     return true;
   }
 

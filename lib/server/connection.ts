@@ -55,6 +55,8 @@ export interface ConnectionHost {
   forget(conn: ClientConnection): void;
   /** Asks for `flush()` at the end of this turn, so one turn's frames go out together. */
   markDirty(conn: ClientConnection): void;
+  /** A write unit of `conn` was written: its queue has room again (a paced replay goes on). */
+  drained(conn: ClientConnection): void;
   /** The connection failed (peer fault, slow consumer, timeout, internal error). */
   failed(conn: ClientConnection, failure: Failure): void;
   /** The handshake was refused with this error. */
@@ -586,6 +588,7 @@ export class ClientConnection implements Connection {
           this.#queue.written();
         }
         this.#liveness.wrote();
+        this.#drained();
       }
     } catch (e) {
       this.#host.log.debug(`connection ${this.id}: write failed: ${e}`);
@@ -594,6 +597,15 @@ export class ClientConnection implements Connection {
     } finally {
       this.#writing = false;
       this.#maybeEndTcp();
+    }
+  }
+
+  /** Tells the host the queue has room; what it queues then is taken by the pump's next turn. */
+  #drained(): void {
+    try {
+      this.#host.drained(this);
+    } catch (e) {
+      this.#internalError(e);
     }
   }
 

@@ -377,6 +377,10 @@ export class PushServer implements Server, ConnectionHost {
     this.#hub.markDirty(conn);
   }
 
+  drained(conn: ClientConnection): void {
+    if (conn.protocol === PUSH_SUBPROTOCOL) this.#channels?.drained(conn);
+  }
+
   failed(conn: ClientConnection, f: Failure): void {
     this.stats.protocolFailures.add(f.kind);
     if (f.kind === "slow-consumer") {
@@ -543,6 +547,8 @@ export class PushServer implements Server, ConnectionHost {
           this.#flushPendingLines();
           conn.close(code, reason);
         },
+        // A replay fills at most half of --max-queue, and goes on as the queue drains.
+        queue: (conn) => ({ queued: conn.bufferedAmount, limit: o.maxQueue }),
         now: () => Date.now(),
         authorize: subscribe
           ? (conn, channel) => this.#authorize(subscribe, { conn, channel })

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { SubscriptionIndex } from "../../lib/channels/subscriptions.ts";
+import { REPLAYING, SubscriptionIndex } from "../../lib/channels/subscriptions.ts";
 
 Deno.test("subscribers of a channel are exactly the connections subscribed to it", () => {
   const index = new SubscriptionIndex<number>();
@@ -77,4 +77,16 @@ Deno.test("each subscription keeps the offset its replay reached, for fan-out to
     [...index.subscribers("news")].filter(([, after]) => offset > after).map(([c]) => c);
   assert.deepStrictEqual(to(12), ["fresh"], "offset 12 was replayed to 'resumed' already");
   assert.deepStrictEqual(to(13), ["fresh", "resumed"]);
+});
+
+Deno.test("a subscription still replaying is skipped by fan-out until its replay sets where it reached", () => {
+  const index = new SubscriptionIndex<string>();
+  index.subscribe("replaying", "news", REPLAYING);
+  const to = (offset: number) =>
+    [...index.subscribers("news")].filter(([, after]) => offset > after).map(([c]) => c);
+  assert.deepStrictEqual(to(1_000_000), [], "held while its replay runs");
+  assert.equal(index.setAfter("replaying", "news", 20), true);
+  assert.deepStrictEqual([to(20), to(21)], [[], ["replaying"]]);
+  assert.equal(index.setAfter("replaying", "sport", 1), false, "not subscribed to sport");
+  assert.equal(index.setAfter("other", "news", 1), false, "not subscribed at all");
 });

@@ -1,9 +1,12 @@
 // Tests the push.v1 hub (lib/server/channel_hub.ts) with fake connections: subscribe with
-// resume, the seam between replay and live, FIFO batches, the authorize hook, and malformed
-// operations.
+// resume, the seam between replay and live, replays paced by a simulated queue, FIFO batches,
+// the authorize hook, and malformed operations.
 
 import assert from "node:assert/strict";
-import { ChannelHub } from "../../lib/server/channel_hub.ts";
+import { ChannelHub, REPLAY_OVERTAKEN_REASON } from "../../lib/server/channel_hub.ts";
+import { DEFAULT_HISTORY_LIMITS, type HistoryLimits } from "../../lib/channels/history.ts";
+import { REPLAY_QUEUE_SHARE } from "../../lib/channels/replay_pacing.ts";
+import { textFrameLength } from "../../lib/protocol/frame.ts";
 import type { ChannelHubIo } from "../../lib/server/channel_hub.ts";
 import { ChannelLog } from "../../lib/store/channel_log.ts";
 import { Access } from "../../lib/auth/access.ts";
@@ -261,4 +264,148 @@ Deno.test("with fanOutMany, a run of publications to one channel is fanned out o
   for (const conn of ["a", "b"]) {
     assert.deepStrictEqual(pubs(f, conn), [1, 2, 3, 4, 5, 6].map((n) => ["news", n]));
   }
+});
+
+/**
+ * A hub whose connections have a simulated outbound queue of `limit` bytes: what is sent stays
+ * queued until `drain` writes it all, which then tells the hub (as the server's write pump does).
+ */
+function queued(limit: number, limits?: HistoryLimits) {
+  const log = ChannelLog.open({ stateDir: null, limits }).log;
+  const bytes = new Map<string, number>();
+  const got = new Map<string, string[]>();
+  const closed: [string, number, string][] = [];
+  const take = (conn: string, text: string) => {
+    bytes.set(conn, (bytes.get(conn) ?? 0) + textFrameLength(text));
+    assert.ok(bytes.get(conn)! <= limit, `${conn}: over the queue limit`);
+    if (!got.has(conn)) got.set(conn, []);
+    const m = parsePushMessage(text);
+    got.get(conn)!.push(m.type === "publication" ? `${m.channel}:${m.offset}` : String(m.type));
+  };
+  const hub = new ChannelHub<string>(log, {
+    io: {
+      send: take,
+      fanOut: (text, to) => to.forEach((conn) => take(conn, text)),
+      fanOutMany: (texts, to) => to.forEach((conn) => texts.forEach((t) => take(conn, t))),
+      close: (conn, code, reason) => closed.push([conn, code, reason]),
+      queue: (conn) => ({ queued: bytes.get(conn) ?? 0, limit }),
+      now: () => 0,
+    },
+  });
+  return {
+    hub,
+    log,
+    got,
+    closed,
+    queued: (conn: string) => bytes.get(conn) ?? 0,
+    /** Writes everything queued for `conn`; returns false when nothing was queued. */
+    drain(conn: string): boolean {
+      if ((bytes.get(conn) ?? 0) === 0) return false;
+      bytes.set(conn, 0);
+      hub.drained(conn);
+      return true;
+    },
+  };
+}
+
+const range = (channel: string, from: number, to: number) =>
+  Array.from({ length: to - from + 1 }, (_, i) => `${channel}:${from + i}`);
+
+/** About 100 bytes of data: a frame of about 120. */
+const DATA = "x".repeat(100);
+const QUEUE_LIMIT = 1000;
+
+Deno.test("a replay larger than half the queue is sent as the queue drains, never over half", () => {
+  const q = queued(QUEUE_LIMIT);
+  for (let i = 0; i < 50; i++) q.hub.publish("news", DATA);
+  const epoch = q.log.position("news").epoch;
+  q.hub.open("a");
+  q.hub.text("a", JSON.stringify({ op: "subscribe", channels: { news: { epoch, offset: 0 } } }));
+  let drains = 0;
+  do {
+    assert.ok(q.queued("a") <= QUEUE_LIMIT * REPLAY_QUEUE_SHARE, `${q.queued("a")} B queued`);
+    drains++;
+  } while (q.drain("a"));
+  assert.deepStrictEqual(q.got.get("a"), ["subscribed", ...range("news", 1, 50)]);
+  assert.ok(drains > 10, `${drains} rounds: the replay was paced`);
+  assert.deepStrictEqual(q.closed, []);
+  q.hub.publish("news", DATA);
+  assert.deepStrictEqual(q.got.get("a")!.at(-1), "news:51", "live once the replay is done");
+});
+
+Deno.test("publications made while a replay waits are held, and follow it once each (the seam)", () => {
+  const q = queued(QUEUE_LIMIT);
+  for (let i = 0; i < 20; i++) q.hub.publish("news", DATA);
+  const epoch = q.log.position("news").epoch;
+  for (const conn of ["a", "live"]) q.hub.open(conn);
+  q.hub.text("live", '{"op":"subscribe","channels":{"news":{}}}');
+  q.hub.text("a", JSON.stringify({ op: "subscribe", channels: { news: { epoch, offset: 0 } } }));
+  const firstPage = q.got.get("a")!.length;
+  assert.ok(firstPage > 1 && firstPage < 21, `${firstPage - 1} replayed before the first drain`);
+  // Live publications by every path while the replay waits: publish, and a FIFO run.
+  q.hub.publish("news", DATA);
+  q.hub.fifoBatch(
+    [21, 22].map((n) => JSON.stringify({ channel: "news", data: n })),
+    () => {},
+  );
+  assert.equal(q.got.get("a")!.length, firstPage, "nothing live cut into the replay");
+  assert.deepStrictEqual(q.got.get("live"), ["subscribed", ...range("news", 21, 23)]);
+  while (q.drain("a")) q.drain("live");
+  assert.deepStrictEqual(q.got.get("a"), ["subscribed", ...range("news", 1, 23)]);
+  q.hub.fifoBatch([JSON.stringify({ channel: "news", data: 24 })], () => {});
+  assert.deepStrictEqual(q.got.get("a")!.slice(-2), ["news:23", "news:24"]);
+});
+
+Deno.test("replies and other channels' publications are not held behind a waiting replay", () => {
+  const q = queued(QUEUE_LIMIT);
+  for (let i = 0; i < 20; i++) q.hub.publish("news", DATA);
+  const epoch = q.log.position("news").epoch;
+  q.hub.open("a");
+  q.hub.text(
+    "a",
+    JSON.stringify({ op: "subscribe", channels: { news: { epoch, offset: 0 }, sport: {} } }),
+  );
+  q.hub.text("a", '{"op":"ping","id":1}');
+  q.hub.publish("sport", 1);
+  const got = q.got.get("a")!;
+  assert.deepStrictEqual(got.slice(-3), ["subscribed", "pong", "sport:1"]);
+  while (q.drain("a"));
+  assert.deepStrictEqual(got.filter((m) => m.startsWith("news:")), range("news", 1, 20));
+});
+
+Deno.test("unsubscribing stops a waiting replay; subscribing again starts a new one", () => {
+  const q = queued(QUEUE_LIMIT);
+  for (let i = 0; i < 20; i++) q.hub.publish("news", DATA);
+  const epoch = q.log.position("news").epoch;
+  const resume = JSON.stringify({ op: "subscribe", channels: { news: { epoch, offset: 0 } } });
+  q.hub.open("a");
+  q.hub.text("a", resume);
+  q.hub.text("a", '{"op":"unsubscribe","channels":["news"]}');
+  const stopped = q.got.get("a")!.length;
+  while (q.drain("a"));
+  assert.equal(q.got.get("a")!.length, stopped, "nothing more after the unsubscribe");
+  assert.equal(q.got.get("a")!.at(-1), "unsubscribed");
+  q.hub.text("a", resume);
+  while (q.drain("a"));
+  assert.deepStrictEqual(q.got.get("a")!.slice(stopped), ["subscribed", ...range("news", 1, 20)]);
+});
+
+Deno.test("history trimmed past a waiting replay closes the client with 4000; its resume is then lost", () => {
+  const limits = { ...DEFAULT_HISTORY_LIMITS, maxCount: 30 };
+  const q = queued(QUEUE_LIMIT, limits);
+  for (let i = 0; i < 30; i++) q.hub.publish("news", DATA);
+  const epoch = q.log.position("news").epoch;
+  q.hub.open("a");
+  q.hub.text("a", JSON.stringify({ op: "subscribe", channels: { news: { epoch, offset: 0 } } }));
+  // While the reader waits, 40 more: offsets 1..40 leave history (30 kept).
+  for (let i = 0; i < 40; i++) q.hub.publish("news", DATA);
+  while (q.closed.length === 0 && q.drain("a"));
+  assert.deepStrictEqual(q.closed, [["a", 4000, REPLAY_OVERTAKEN_REASON]]);
+  const sent = q.got.get("a")!.filter((m) => m.startsWith("news:"));
+  assert.deepStrictEqual(sent, range("news", 1, 30), "what was read is sent, with no gap");
+  q.hub.closed("a");
+  q.hub.open("b");
+  q.hub.text("b", JSON.stringify({ op: "subscribe", channels: { news: { epoch, offset: 30 } } }));
+  assert.deepStrictEqual(q.got.get("b"), ["subscribed"]);
+  assert.equal(q.log.resume("news", { epoch, offset: 30 }, 0).decision.kind, "lost");
 });

@@ -1,12 +1,14 @@
 // Tests channel history on disk (lib/store/history_store.ts, lib/store/channel_log.ts): what was
 // committed survives kill -9, trimming by count and age, epochs across restarts and reboots,
-// and the memory-only fallback when the state directory cannot be written.
+// the memory-only fallback when the state directory cannot be written, and the new epoch when a
+// write fails later (for real: a file-size limit, as on a full disk).
 
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { ChannelLog, MEMORY_ONLY } from "../../lib/store/channel_log.ts";
 import { HISTORY_FILE, HistoryStore } from "../../lib/store/history_store.ts";
 import { WRITER_LIMITS } from "../fixtures/history_writer.ts";
+import { BIG_DATA_BYTES, type Report } from "../fixtures/history_disk_full.ts";
 
 const LIMITS = { maxCount: 100, maxAgeMs: 10_000, maxBytes: 1 << 20 };
 
@@ -212,3 +214,62 @@ Deno.test("without --allow-write the server gets memory-only history and one war
     assert.match(result.warning, /history kept in memory only: .*--allow-write/);
   });
 });
+
+/** A file-size limit (in KiB, as `ulimit -f` counts) that the small batches fit and the big not. */
+const FILE_SIZE_LIMIT_KIB = 512;
+
+/**
+ * Runs tests/fixtures/history_disk_full.ts on `stateDir`, under the file-size limit when
+ * `limited`. SIGXFSZ is ignored (it stays ignored across exec), so a write past the limit fails
+ * with EFBIG instead of killing the process: the kernel refuses the write, as a full disk would,
+ * root included.
+ */
+async function runDiskFull(stateDir: string, { limited }: { limited: boolean }): Promise<Report> {
+  const fixture = new URL("../fixtures/history_disk_full.ts", import.meta.url).pathname;
+  const limit = limited ? `trap '' XFSZ; ulimit -f ${FILE_SIZE_LIMIT_KIB}; ` : "";
+  const out = await new Deno.Command("bash", {
+    args: [
+      "-c",
+      `${limit}exec "$0" run --allow-read --allow-write "$1" "$2"`,
+      Deno.execPath(),
+      fixture,
+      stateDir,
+    ],
+    env: { NO_COLOR: "1" },
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.ok(out.success, `the child failed: ${stderr}`);
+  return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+}
+
+Deno.test("a history write that really fails (file-size limit, as on a full disk): one warning, a new epoch, the old one resumes recovered:false, memory only after", () =>
+  withDir(async (dir) => {
+    assert.ok(BIG_DATA_BYTES > FILE_SIZE_LIMIT_KIB * 1024, "the big batch exceeds the limit");
+    // The same run without the limit: every write succeeds, one epoch throughout.
+    const control = await runDiskFull(`${dir}/control`, { limited: false });
+    assert.deepStrictEqual(control.warnings, []);
+    assert.equal(control.durableAtEnd, true);
+    assert.equal(new Set(control.published.map(([epoch]) => epoch)).size, 1);
+
+    const r = await runDiskFull(`${dir}/limited`, { limited: true });
+    assert.equal(r.durableAtStart, true, "the store opened: the small writes fit the limit");
+    assert.equal(r.warnings.length, 1, `one warning: ${JSON.stringify(r.warnings)}`);
+    assert.match(
+      r.warnings[0],
+      /^history write failed: .+; history kept in memory only from now on$/,
+    );
+    const [[before, first], [renewed, big], [after, last]] = r.published;
+    assert.notEqual(renewed, before, "the failed write changed the epoch");
+    assert.equal(after, renewed, "one change, not one per publication");
+    assert.deepStrictEqual([first, big, last], [1, 2, 3], "offsets go on across the epochs");
+    assert.equal(r.durableAtEnd, false, "memory only from then on");
+    // A client resuming in the old epoch is told history may be lost, and gets no replay.
+    assert.deepStrictEqual(r.resumed[0], [
+      { type: "subscribed", channel: "a", recovered: false, epoch: renewed, offset: 3 },
+    ]);
+    // Publishing still works: a client of the new epoch resumes from memory.
+    assert.deepStrictEqual(r.resumed[1], [
+      { type: "subscribed", channel: "a", recovered: true, epoch: renewed, offset: 3 },
+      ["a", 3, "after"],
+    ]);
+  }));
