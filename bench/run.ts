@@ -232,6 +232,13 @@ export const METRICS: readonly Metric[] = [
     higherIsBetter: false,
   },
   {
+    workload: "w10k-ch",
+    key: "waveP50Ms",
+    label: "W1 channel wave 10k, p50",
+    unit: "ms",
+    higherIsBetter: false,
+  },
+  {
     workload: "w10k",
     key: "waveAllMs",
     label: "W1 wave 10k, last client",
@@ -488,7 +495,8 @@ export function table(rows: string[][]): string {
 /**
  * Rows comparing each channel workload with its broadcast twin: the ratio of the median rates,
  * and of the median server CPU per delivered message (broadcast / channel: 1 means a channel
- * message costs the server what a broadcast line does).
+ * message costs the server what a broadcast line does); in brackets, the median of the ratios of
+ * the pairs run side by side.
  */
 export function channelVersusBroadcast(
   workloads: readonly Workload[],
@@ -496,18 +504,29 @@ export function channelVersusBroadcast(
 ): string[][] {
   const rows = [[
     "workload",
-    "msg/s channel / broadcast",
-    "server CPU per msg broadcast / channel",
+    "msg/s channel / broadcast (paired)",
+    "server CPU per msg broadcast / channel (paired)",
   ]];
   for (const w of workloads) {
-    if (!w.versus) continue;
-    const rate = (id: string) => summarize(byWorkload[id] ?? [], "msgPerSec")?.median ?? NaN;
-    const cpu = (id: string) => summarize(byWorkload[id] ?? [], "serverCpuNsPerMsg")?.median ?? NaN;
-    const ratio = (x: number) => Number.isFinite(x) ? x.toFixed(2) : "–";
+    const versus = w.versus;
+    if (versus === undefined) continue;
+    const channel = byWorkload[w.id] ?? [];
+    const broadcast = byWorkload[versus] ?? [];
+    const cell = (key: string, flip: boolean) => {
+      const of = (id: string) => summarize(byWorkload[id] ?? [], key)?.median ?? NaN;
+      const ratio = (c: number, b: number) => flip ? b / c : c / b;
+      const pairs = channel.flatMap((c, i) => {
+        const b = broadcast[i];
+        return c.ok === true && b?.ok === true ? [ratio(Number(c[key]), Number(b[key]))] : [];
+      });
+      const overall = ratio(of(w.id), of(versus));
+      const paired = pairs.length > 0 ? ` (${median(pairs).toFixed(2)})` : "";
+      return Number.isFinite(overall) ? `${overall.toFixed(2)}${paired}` : "–";
+    };
     rows.push([
-      `${w.id} / ${w.versus}`,
-      ratio(rate(w.id) / rate(w.versus)),
-      ratio(cpu(w.versus) / cpu(w.id)),
+      `${w.id} / ${versus}`,
+      cell("msgPerSec", false),
+      cell("serverCpuNsPerMsg", true),
     ]);
   }
   return rows;
@@ -568,35 +587,42 @@ async function main(): Promise<void> {
 
   const results: Record<string, Record<string, Result[]>> = {};
   const skipped: Record<string, string> = {};
+  /** One repetition of `w` on `peer`, logged and kept; false once the peer is skipped. */
+  const runOnce = async (peer: Peer, w: Workload, rep: number): Promise<boolean> => {
+    let r: Result;
+    try {
+      r = await oneRun(peer, w, quick, limit);
+    } catch (e) {
+      if (e instanceof SkipPeer || rep === 0) {
+        skipped[peer.id] = e instanceof Error ? e.message : String(e);
+        console.log(`${peer.name}: skipped: ${skipped[peer.id]}`);
+        return false;
+      }
+      r = { ok: false, error: e instanceof Error ? e.message : String(e) };
+    }
+    results[peer.id][w.id].push(r);
+    const brief = METRICS.filter((m) => m.workload === w.id)
+      .map((m) => `${m.key}=${fmt(Number(r[m.key]), m.unit)}`).join(" ");
+    const cpu = r.serverCpu === undefined
+      ? ""
+      : ` cpu server=${Number(r.serverCpu).toFixed(2)} loadgen=${Number(r.loadgenCpu).toFixed(2)}`;
+    const status = r.ok === true ? "" : ` FAILED: ${r.error ?? r.firstError ?? ""}` +
+      ` (received ${r.received ?? "?"} of ${r.expected ?? "?"})`;
+    console.log(`${peer.name} ${w.id} #${rep + 1}: ${brief}${cpu}${status}`);
+    return true;
+  };
+
   for (const peer of peers) {
-    results[peer.id] = {};
+    results[peer.id] = Object.fromEntries(workloads.map((w) => [w.id, []]));
+    // push.v1 channels are push-server's own. A channel workload runs paired with its broadcast
+    // twin when both are asked for (broadcast, channel, broadcast, …), so that the machine's
+    // drift over a run slows both alike and the ratio compares neighbours.
+    const twins = (w: Workload) =>
+      peer.id === "push" ? workloads.filter((x) => x.versus === w.id) : [];
     for (const w of workloads) {
-      results[peer.id][w.id] = [];
-      // push.v1 channels are push-server's own.
-      if (w.channel && peer.id !== "push") continue;
+      if (w.channel && (peer.id !== "push" || workloads.some((x) => x.id === w.versus))) continue;
       for (let rep = 0; rep < reps && !skipped[peer.id]; rep++) {
-        let r: Result;
-        try {
-          r = await oneRun(peer, w, quick, limit);
-        } catch (e) {
-          if (e instanceof SkipPeer || rep === 0) {
-            skipped[peer.id] = e instanceof Error ? e.message : String(e);
-            console.log(`${peer.name}: skipped: ${skipped[peer.id]}`);
-            break;
-          }
-          r = { ok: false, error: e instanceof Error ? e.message : String(e) };
-        }
-        results[peer.id][w.id].push(r);
-        const brief = METRICS.filter((m) => m.workload === w.id)
-          .map((m) => `${m.key}=${fmt(Number(r[m.key]), m.unit)}`).join(" ");
-        const cpu = r.serverCpu === undefined
-          ? ""
-          : ` cpu server=${Number(r.serverCpu).toFixed(2)} loadgen=${
-            Number(r.loadgenCpu).toFixed(2)
-          }`;
-        const status = r.ok === true ? "" : ` FAILED: ${r.error ?? r.firstError ?? ""}` +
-          ` (received ${r.received ?? "?"} of ${r.expected ?? "?"})`;
-        console.log(`${peer.name} ${w.id} #${rep + 1}: ${brief}${cpu}${status}`);
+        for (const x of [w, ...twins(w)]) if (!await runOnce(peer, x, rep)) break;
       }
     }
   }
