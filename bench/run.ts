@@ -123,7 +123,8 @@ const UWS_DIR = `${NODE_MODULES}/@trufflesuite/uws-js-unofficial/dist`;
 
 /**
  * push-server as checked out in `root` (its main.ts with its examples/echo.ts handlers). For a
- * channel workload it may write history into a state directory beside the FIFO.
+ * channel workload it writes history into a state directory beside the FIFO, with the
+ * permissions of `deno task start`.
  */
 export function pushPeer(root: string, name = "push-server"): Peer {
   return {
@@ -132,7 +133,9 @@ export function pushPeer(root: string, name = "push-server"): Peer {
     ready: /listening on [^:]+:(\d+)/,
     command: (fifo, w) => {
       const state = `${fifo.slice(0, fifo.lastIndexOf("/"))}/state`;
-      const durable = w.channel ? [`--allow-write=${state}`] : [];
+      // As `deno task start` and the systemd units grant: osUptime lets the server tell a
+      // reboot from a restart, so it commits with synchronous=NORMAL (no fsync per FIFO read).
+      const durable = w.channel ? [`--allow-write=${state}`, "--allow-sys=osUptime"] : [];
       return [
         Deno.execPath(),
         ...["run", "--quiet", "--allow-net", "--allow-read", ...durable, `${root}/main.ts`],
