@@ -158,16 +158,18 @@ export function presenceChangeMessage(change: PresenceChange): string {
   return JSON.stringify({ type: change.type, channel: change.channel, user: change.user });
 }
 
-/** The reply to `{"op":"presence","channel":…}`:
- * `{"type":"presence","channel":"room.1","total":2,"users":[{"user":"42","connections":1},…]}`.
- * At most `limit` members are listed; `total` counts them all. */
+/** The reply to `{"op":"presence","id":7,"channel":"room.1"}`:
+ * `{"type":"presence","id":7,"channel":"room.1","total":1,"users":[{"user":"42","connections":1}]}`
+ * `id` is echoed when the query had one, as in every other reply, so a client matches replies to
+ * queries by it. At most `limit` members are listed; `total` counts them all. */
 export function presenceMessage<C>(
   presence: Presence<C>,
-  query: { readonly channel: string; readonly limit?: number },
+  query: { readonly channel: string; readonly id?: string | number; readonly limit?: number },
 ): string {
-  const { channel, limit = PRESENCE_REPLY_LIMIT } = query;
+  const { channel, id, limit = PRESENCE_REPLY_LIMIT } = query;
   return JSON.stringify({
     type: "presence",
+    id,
     channel,
     total: presence.userCount(channel),
     users: presence.members(channel, limit),

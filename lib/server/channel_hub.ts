@@ -385,7 +385,10 @@ export class ChannelHub<C> {
           );
         }
         if (!this.#admitChannel(conn, op.channel, op.id)) return;
-        return this.#io.send(conn, presenceMessage(this.#access.presence, { channel: op.channel }));
+        return this.#io.send(
+          conn,
+          presenceMessage(this.#access.presence, { channel: op.channel, id: op.id }),
+        );
       case "auth":
         return; // Handled in text(), in order with the connection's other operations.
       default: {

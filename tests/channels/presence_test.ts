@@ -154,3 +154,17 @@ Deno.test("presence messages: a join/leave event and a capped presence reply wit
     users: [],
   });
 });
+
+Deno.test("a presence reply echoes the query's id, string or number, right after its type", () => {
+  const p = new Presence<number>();
+  p.add(1, { channel: "room.1", user: "42" });
+  assert.equal(
+    presenceMessage(p, { channel: "room.1", id: 7 }),
+    '{"type":"presence","id":7,"channel":"room.1","total":1,"users":[{"user":"42","connections":1}]}',
+  );
+  assert.equal(
+    presenceMessage(p, { channel: "empty", id: "q" }),
+    '{"type":"presence","id":"q","channel":"empty","total":0,"users":[]}',
+  );
+  assert.ok(!("id" in JSON.parse(presenceMessage(p, { channel: "empty" }))), "no id: none echoed");
+});

@@ -118,9 +118,10 @@ Deno.test({
       let join = await next(a, "join");
       if (join.user === "alice") join = await next(a, "join"); // Her own join comes first.
       assert.deepStrictEqual([join.channel, join.user], ["room.1", "bob"]);
-      a.ws.send(JSON.stringify({ op: "presence", channel: "room.1" }));
+      a.ws.send(JSON.stringify({ op: "presence", id: "who", channel: "room.1" }));
       const list = await next(a, "presence");
       assert.equal(list.total, 2);
+      assert.equal(list.id, "who", "the reply echoes the query's id");
       // Bob's socket goes without a Close frame: the server notices the end of TCP.
       b.ws.terminate();
       const leave = await next(a, "leave");

@@ -409,3 +409,21 @@ Deno.test("history trimmed past a waiting replay closes the client with 4000; it
   assert.deepStrictEqual(q.got.get("b"), ["subscribed"]);
   assert.equal(q.log.resume("news", { epoch, offset: 30 }, 0).decision.kind, "lost");
 });
+
+Deno.test("a presence query's reply echoes its id; two queries on one channel keep their own ids", () => {
+  const access = new Access<string>({ keys: undefined });
+  const f = fake({}, { access });
+  f.hub.open("a", "alice");
+  f.hub.open("b", "bob");
+  for (const conn of ["a", "b"]) assert.ok(f.hub.subscribe(conn, "room"));
+  f.got.clear();
+  f.hub.text("a", '{"op":"presence","id":"first","channel":"room"}');
+  f.hub.text("a", '{"op":"presence","id":2,"channel":"room"}');
+  f.hub.text("a", '{"op":"presence","channel":"room"}');
+  const users = [{ user: "alice", connections: 1 }, { user: "bob", connections: 1 }];
+  assert.deepStrictEqual(f.got.get("a"), [
+    { type: "presence", id: "first", channel: "room", total: 2, users },
+    { type: "presence", id: 2, channel: "room", total: 2, users },
+    { type: "presence", channel: "room", total: 2, users },
+  ]);
+});
