@@ -53,6 +53,9 @@ export interface PresenceChange {
 /** The reply to `presence(channel)`: at most 1000 users listed, `total` counts them all. */
 export interface Presence {
   readonly type: "presence";
+  /** The id of the query it answers (the client matches replies by it); absent from a server
+   * older than 0.2.0, whose replies the client matches by channel, in order. */
+  readonly id?: string | number;
   readonly channel: string;
   readonly total: number;
   readonly users: readonly { readonly user: string; readonly connections: number }[];

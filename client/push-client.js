@@ -223,13 +223,13 @@ export class PushClient {
       }
       this.#emit("subscribed", message);
     } else if (type === "presence") {
-      // Replies carry no id; the server answers one connection's queries in order.
-      for (const [id, query] of this.#pending) {
-        if (query.channel === channel) {
-          this.#pending.delete(id);
-          return query.resolve(message);
-        }
+      // Matched by the echoed id; a server older than 0.2.0 sends none, and answers in order.
+      let id = message.id;
+      if (id === undefined) {
+        for (const [key, query] of this.#pending) if (query.channel === channel) id ??= key;
       }
+      this.#pending.get(id)?.resolve(message);
+      this.#pending.delete(id);
     } else if (type === "error") {
       const query = this.#pending.get(message.id);
       if (query) {

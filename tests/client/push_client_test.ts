@@ -314,7 +314,7 @@ Deno.test("a token is sent in an auth message before subscribing", async () => {
   client.close();
 });
 
-Deno.test("authed names the user; join and leave are events; presence resolves by channel", async () => {
+Deno.test("authed names the user; join and leave are events; replies without ids resolve by channel", async () => {
   const client = fakeClient({ token: "t0k" });
   const seen: unknown[] = [];
   client.on("authed", (a) => seen.push(a));
@@ -350,6 +350,39 @@ Deno.test("authed names the user; join and leave are events; presence resolves b
     { type: "join", channel: "room.1", user: "7" },
     { type: "leave", channel: "room.1", user: "7" },
   ]);
+  client.close();
+});
+
+Deno.test("two presence queries on one channel resolve with their own replies, by id", async () => {
+  const client = fakeClient();
+  client.connect();
+  const ws = await nextSocket(client, 1);
+  ws.onopen!();
+  const first = client.presence("room.1");
+  const second = client.presence("room.1");
+  const [q1, q2] = ws.sent.slice(-2).map((s) => JSON.parse(s));
+  assert.deepStrictEqual([q1.channel, q2.channel], ["room.1", "room.1"]);
+  assert.notEqual(q1.id, q2.id);
+  // The replies arrive in the other order (one member left between the two answers).
+  const reply2 = { type: "presence", id: q2.id, channel: "room.1", total: 0, users: [] };
+  const reply1 = {
+    type: "presence",
+    id: q1.id,
+    channel: "room.1",
+    total: 1,
+    users: [{ user: "7", connections: 1 }],
+  };
+  ws.onmessage!({ data: JSON.stringify(reply2) });
+  ws.onmessage!({ data: JSON.stringify(reply1) });
+  assert.deepStrictEqual(await first, reply1);
+  assert.deepStrictEqual(await second, reply2);
+  // A reply whose id matches no query (already answered) settles nothing else.
+  const third = client.presence("room.1");
+  const q3 = JSON.parse(ws.sent.at(-1)!);
+  ws.onmessage!({ data: JSON.stringify(reply1) });
+  const reply3 = { ...reply2, id: q3.id };
+  ws.onmessage!({ data: JSON.stringify(reply3) });
+  assert.deepStrictEqual(await third, reply3);
   client.close();
 });
 

@@ -137,10 +137,11 @@ Deno.test({
       const bob = await openPage(browser, server, { token: await token("bob"), channels: [ROOM] });
       await waitForEvent(bob.tab, { on: "subscribed", channel: ROOM });
       await waitForEvent(alice.tab, { on: "join", channel: ROOM, user: "bob" });
-      const presence = await alice.tab.evaluate(
+      const { id, ...presence } = await alice.tab.evaluate(
         (channel) => (globalThis as unknown as PageGlobals).push.presence(channel),
         ROOM,
-      );
+      ) as Record<string, unknown>;
+      assert.equal(typeof id, "number", "the reply carries the query's id");
       assert.deepStrictEqual(presence, {
         type: "presence",
         channel: ROOM,
@@ -164,10 +165,10 @@ Deno.test({
         .filter((e) => (e.on === "join" || e.on === "leave") && e.user === "bob")
         .map((e) => e.on);
       assert.deepStrictEqual(order, ["join", "leave"]);
-      const after = await alice.tab.evaluate(
+      const { id: _, ...after } = await alice.tab.evaluate(
         (channel) => (globalThis as unknown as PageGlobals).push.presence(channel),
         ROOM,
-      );
+      ) as Record<string, unknown>;
       assert.deepStrictEqual(after, {
         type: "presence",
         channel: ROOM,
