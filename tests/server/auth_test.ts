@@ -130,3 +130,32 @@ Deno.test({
       await a.closed;
     }),
 });
+
+Deno.test({
+  name:
+    "a refresh for the same user is answered with authed and a later expiry; another user gets 4003",
+  ...inProcess,
+  fn: () =>
+    withTokens(async (port) => {
+      const c = await push(port);
+      c.ws.send(JSON.stringify({ op: "auth", token: await token("42", ["news"], { ttl: 60 }) }));
+      const first = await next(c, "authed");
+      c.ws.send(JSON.stringify({ op: "subscribe", channels: { news: {} } }));
+      await next(c, "subscribed");
+      c.ws.send(JSON.stringify({ op: "auth", token: await token("42", ["news"], { ttl: 120 }) }));
+      const refreshed = await next(c, "authed");
+      assert.equal(refreshed.user, "42");
+      assert.ok((refreshed.expiresAt as number) > (first.expiresAt as number));
+      c.ws.send(JSON.stringify({ op: "ping", id: 1 }));
+      assert.equal((await next(c, "pong")).id, 1, "the connection is still open");
+      c.ws.send(JSON.stringify({ op: "auth", token: await token("7", ["news"]) }));
+      const closed = await Promise.race([
+        c.closed,
+        next(c, "authed").then(() => assert.fail("a refresh changed the user")),
+      ]);
+      assert.deepStrictEqual([closed.code, closed.reason], [
+        4003,
+        "token refresh changed the user",
+      ]);
+    }),
+});
