@@ -39,7 +39,10 @@ export interface Authed {
   readonly type: "authed";
   /** The token's `sub`. */
   readonly user: string;
-  /** When the token expires, in ms since the epoch; the server closes with 4004 then. */
+  /**
+   * When the token expires, in ms since the epoch; the server closes with 4004 then unless a new
+   * token arrives first (with `token` a function, the client sends one: see `refresh`).
+   */
   readonly expiresAt: number;
 }
 
@@ -109,8 +112,20 @@ export interface PushClientOptions {
   heartbeat?: number;
   /** Ms to wait for the answer to a ping before reconnecting (default 10000). */
   timeout?: number;
-  /** Sent in an "auth" message before subscribing; a function is called at every connect. */
+  /**
+   * Sent in an "auth" message before subscribing. A function is called at every connect, and
+   * again before the token expires (see `refresh`); a string cannot be refreshed, so the
+   * connection ends with 4004 at its expiry.
+   */
   token?: string | (() => string | Promise<string>);
+  /**
+   * With `token` a function: the share of a token's remaining lifetime (from each "authed" to
+   * its `expiresAt`) after which the client calls `token` again and sends the new token on the
+   * open connection, without reconnecting (default 0.8: a 1 h token is refreshed after 48 min).
+   * A failed call is retried halfway through what remains then (90%, 95%, …), never sooner
+   * than `minDelay`. 0 turns early refresh off (a new token is then fetched after the 4004).
+   */
+  refresh?: number;
   /** The WebSocket class (default: globalThis.WebSocket). */
   WebSocket?: typeof WebSocket;
 }

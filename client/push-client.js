@@ -2,8 +2,9 @@
 // push-client.js: the browser client of push-server's push.v1 protocol (lib/channels/PROTOCOL.md).
 // Plain JavaScript, an ES module, no dependencies. It subscribes to channels, resumes from the
 // last {epoch, offset} of each after a reconnect, reconnects with exponential backoff and full
-// jitter, follows the server's close codes, and runs an application-level heartbeat (a page's
-// JavaScript cannot see WebSocket pings, so a dead link is found by a ping that gets no answer).
+// jitter, follows the server's close codes, refreshes a token before it expires, and runs an
+// application-level heartbeat (a page's JavaScript cannot see WebSocket pings, so a dead link is
+// found by a ping that gets no answer).
 //
 //   import { PushClient } from "/push-client.js";
 //   const push = new PushClient("wss://example.com/push");
@@ -32,8 +33,8 @@ const TOKEN_EXPIRED = 4004;
  * "unsubscribed" {channel} when the server's handlers ended a subscription;
  * "lost" {channel, epoch, offset} when a resume could not be recovered; "state" {state, code,
  * reason, delay} (a refused token: "closed" with code 4003 or 4004 and the server's reason);
- * "error" {code, reason, id, channel}; "authed" {user, expiresAt}; "join" and "leave" {channel,
- * user}; "message" for any other server message.
+ * "error" {code, reason, id, channel}; "authed" {user, expiresAt} (again at each refresh);
+ * "join" and "leave" {channel, user}; "message" for any other server message.
  */
 export class PushClient {
   #url;
@@ -49,6 +50,7 @@ export class PushClient {
   #timer = 0;
   #beat = 0;
   #waiting = 0;
+  #renew = 0;
   #stopped = true;
   #id = 0;
   /** id → {channel, resolve, reject} of each presence query awaiting its reply. */
@@ -61,7 +63,9 @@ export class PushClient {
    * @param {string} url ws:// or wss:// URL of the server.
    * @param {object} [options] minDelay (ms, 500), maxDelay (30000), heartbeat (ms between pings,
    *   25000), timeout (ms to wait for a pong, 10000), token (a string, or a function returning a
-   *   string or a promise of one, sent in an "auth" message first), WebSocket (the class).
+   *   string or a promise of one, sent in an "auth" message first), refresh (the share of a
+   *   token's remaining lifetime after which a function token is called again and sent on the
+   *   open connection, 0.8; 0: never), WebSocket (the class).
    */
   constructor(url, options = {}) {
     this.#url = url;
@@ -70,6 +74,7 @@ export class PushClient {
       maxDelay: 30000,
       heartbeat: 25000,
       timeout: 10000,
+      refresh: 0.8,
       WebSocket: globalThis.WebSocket,
       ...options,
     };
@@ -242,6 +247,7 @@ export class PushClient {
       this.#emit("error", message);
     } else if (type === "authed") {
       this.user = message.user;
+      this.#renewAt(message.expiresAt);
       this.#emit("authed", message);
     } else if (type === "join" || type === "leave") {
       this.#emit(type, message);
@@ -257,11 +263,33 @@ export class PushClient {
     }
   }
 
+  /**
+   * With `token` a function, gets a new token before the server's 4004 at `expiresAt` and sends
+   * it on this connection (a refresh: the server answers "authed" again, which schedules the
+   * next). The first try is at `refresh` (0.8) of the remaining lifetime; a failed one tries again
+   * halfway through what remains then (90%, 95%, …), never sooner than minDelay.
+   */
+  #renewAt(expiresAt, share = this.#options.refresh) {
+    const { token, minDelay } = this.#options;
+    const ws = this.#ws;
+    clearTimeout(this.#renew);
+    if (typeof token !== "function" || !share) return;
+    this.#renew = setTimeout(async () => {
+      try {
+        const fresh = await token();
+        if (this.#ws === ws) this.#send({ op: "auth", token: fresh });
+      } catch {
+        if (this.#ws === ws) this.#renewAt(expiresAt, 0.5);
+      }
+    }, Math.max(minDelay, (expiresAt - Date.now()) * share));
+  }
+
   #drop(code, reason) {
     const ws = this.#ws;
     this.#ws = null;
     clearTimeout(this.#beat);
     clearTimeout(this.#waiting);
+    clearTimeout(this.#renew);
     if (!ws) return false;
     ws.onopen = ws.onmessage = ws.onclose = null;
     try {

@@ -210,12 +210,18 @@ class FakeSocket {
   onclose: ((e: { code: number; reason: string }) => void) | null = null;
   sent: string[] = [];
   closed = false;
+  #sending: (() => void)[] = [];
   constructor(readonly url: string, readonly protocol: string) {
     FakeSocket.made.push(this);
     for (const wake of FakeSocket.waiting.splice(0)) wake();
   }
   send(text: string) {
     this.sent.push(text);
+    for (const wake of this.#sending.splice(0)) wake();
+  }
+  /** Resolves once the client has sent `n` messages on this socket. */
+  async sentCount(n: number): Promise<void> {
+    while (this.sent.length < n) await new Promise<void>((r) => this.#sending.push(r));
   }
   close() {
     this.closed = true;
@@ -416,6 +422,114 @@ Deno.test("a refused presence query rejects with the server's error and keeps th
     return true;
   });
   client.close();
+});
+
+/** A token function that counts its calls and mints "t1", "t2", …, failing the calls in `fail`. */
+function tokens(fail: number[] = []) {
+  const source = { calls: 0, fn: () => Promise.resolve("") };
+  source.fn = () => {
+    const n = ++source.calls;
+    return fail.includes(n) ? Promise.reject(new Error("offline")) : Promise.resolve(`t${n}`);
+  };
+  return source;
+}
+
+const authed = (expiresAt: number) => ({
+  data: JSON.stringify({ type: "authed", user: "42", expiresAt }),
+});
+const sentAuth = (ws: FakeSocket) =>
+  ws.sent.map((s) => JSON.parse(s)).filter((m) => m.op === "auth").map((m) => m.token);
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+Deno.test("a function token is refreshed at 80% of its lifetime on the open socket, after every authed", async () => {
+  const source = tokens();
+  const client = fakeClient({ token: source.fn });
+  const states: string[] = [];
+  client.on("state", (s) => states.push(s.state));
+  client.connect();
+  const ws = await nextSocket(client, 1);
+  ws.onopen!();
+  assert.deepStrictEqual(sentAuth(ws), ["t1"]);
+  const lifetime = 200;
+  let start = Date.now();
+  ws.onmessage!(authed(start + lifetime));
+  await ws.sentCount(2);
+  const first = Date.now() - start;
+  assert.ok(first >= 0.8 * lifetime - 5, `refreshed after ${first} ms, not before 80%`);
+  assert.deepStrictEqual(sentAuth(ws), ["t1", "t2"]);
+  // The server's reply to the refresh schedules the next one, from its new expiry.
+  start = Date.now();
+  ws.onmessage!(authed(start + lifetime));
+  await ws.sentCount(3);
+  assert.ok(Date.now() - start >= 0.8 * lifetime - 5);
+  assert.deepStrictEqual(sentAuth(ws), ["t1", "t2", "t3"]);
+  assert.equal(FakeSocket.made.length, 1, "no reconnect");
+  assert.deepStrictEqual(states, ["connecting", "open"]);
+  client.close();
+});
+
+Deno.test("a refresh that fails is tried again halfway to the expiry, on the same socket", async () => {
+  const source = tokens([2, 3]);
+  const client = fakeClient({ token: source.fn });
+  client.connect();
+  const ws = await nextSocket(client, 1);
+  ws.onopen!();
+  const start = Date.now();
+  const lifetime = 1000;
+  ws.onmessage!(authed(start + lifetime));
+  await ws.sentCount(2);
+  // Tries at 80% (fails), 90% (fails), 95%: sent before the token expired.
+  const took = Date.now() - start;
+  assert.ok(took >= 0.95 * lifetime - 5 && took < lifetime, `sent after ${took} ms`);
+  assert.equal(source.calls, 4, "two failures, then a token");
+  assert.deepStrictEqual(sentAuth(ws), ["t1", "t4"]);
+  assert.equal(FakeSocket.made.length, 1);
+  client.close();
+});
+
+Deno.test("a closed link cancels the refresh; a token fetched as it closed is not sent on the next", async () => {
+  let release = (_token: string) => {};
+  let refreshing = () => {};
+  const asked = new Promise<void>((r) => refreshing = r);
+  let calls = 0;
+  const client = fakeClient({
+    token: () => {
+      if (++calls !== 2) return Promise.resolve(`t${calls}`);
+      refreshing();
+      return new Promise<string>((r) => release = r);
+    },
+  });
+  client.connect();
+  const first = await nextSocket(client, 1);
+  first.onopen!();
+  first.onmessage!(authed(Date.now() + 50));
+  await asked; // the refresh timer fired, and its token is on its way
+  first.onclose!({ code: 1006, reason: "" });
+  const second = await nextSocket(client, 2);
+  second.onopen!();
+  release("late");
+  second.onmessage!(authed(Date.now() + 10_000));
+  await pause(20);
+  assert.deepStrictEqual(sentAuth(first), ["t1"]);
+  assert.deepStrictEqual(sentAuth(second), ["t3"], "the late token went with its connection");
+  // A timer armed on a connection that then closes never fires.
+  second.onmessage!(authed(Date.now() + 50));
+  client.close();
+  await pause(80);
+  assert.equal(calls, 3);
+  assert.deepStrictEqual(sentAuth(second), ["t3"]);
+});
+
+Deno.test("a string token is not refreshed: the 4004 at its expiry ends the client", async () => {
+  const client = fakeClient({ token: "t0k" });
+  client.connect();
+  const ws = await nextSocket(client, 1);
+  ws.onopen!();
+  ws.onmessage!(authed(Date.now() + 30));
+  await pause(60);
+  assert.deepStrictEqual(sentAuth(ws), ["t0k"]);
+  ws.onclose!({ code: 4004, reason: "token expired" });
+  assert.equal(client.state, "closed");
 });
 
 const chromiumPath = toolFor("chromium", "push-client.js in Chromium");
