@@ -137,6 +137,13 @@ const encoder = new TextEncoder();
 // STYLE: text is data. A leading U+FEFF is part of the message: ignoreBOM keeps it.
 const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+/**
+ * A whole text message up to this many bytes is checked by isValidUtf8 and decoded by the
+ * non-fatal decoder (the same string, for valid UTF-8): 64 B of ASCII cost ~140 ns, against
+ * ~280 ns through the fatal decoder, whose fixed cost is higher. From about 512 B of mixed text
+ * on, the fatal decoder's own validation is the faster.
+ */
+const SMALL_TEXT = 256;
 /** A fragmented message's buffer starts this small and doubles as bytes actually arrive. */
 const FIRST_MESSAGE_CAPACITY = 4096;
 
@@ -653,13 +660,21 @@ export class Codec {
       return;
     }
     let text: string;
-    try {
-      // A fatal TextDecoder accepts exactly the UTF-8 that Utf8Validator does, in one call.
-      text = strictDecoder.decode(payload);
-    } catch {
+    if (payload.length <= SMALL_TEXT) {
       // RFC 6455 §8.1: text that is not valid UTF-8 fails the connection.
-      this.fail("invalid-utf8");
-      return;
+      if (!isValidUtf8(payload)) {
+        this.fail("invalid-utf8");
+        return;
+      }
+      text = decoder.decode(payload);
+    } else {
+      try {
+        // A fatal TextDecoder accepts exactly the UTF-8 that Utf8Validator does, in one call.
+        text = strictDecoder.decode(payload);
+      } catch {
+        this.fail("invalid-utf8");
+        return;
+      }
     }
     this.#emit({ type: "text", data: text });
   }
