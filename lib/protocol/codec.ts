@@ -466,7 +466,7 @@ export class Codec {
     let result;
     let used: number;
     if (this.#headerHeld === 0) {
-      result = parseFrameHeader(data.subarray(pos), this.#maskBytes());
+      result = parseFrameHeader(data, { maskInto: this.#maskBytes(), at: pos });
       if (result === NEED_DATA) {
         (this.#headerBytes ??= new Uint8Array(MAX_FRAME_HEADER)).set(data.subarray(pos));
         this.#headerHeld = data.length - pos;
@@ -478,7 +478,7 @@ export class Codec {
       const held = this.#headerHeld;
       const bytes = this.#headerBytes!;
       bytes.set(data.subarray(pos, pos + take), held);
-      result = parseFrameHeader(bytes.subarray(0, held + take), this.#maskBytes());
+      result = parseFrameHeader(bytes.subarray(0, held + take), { maskInto: this.#maskBytes() });
       if (result === NEED_DATA) {
         this.#headerHeld += take;
         return -1;
