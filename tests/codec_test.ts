@@ -13,6 +13,7 @@ import {
 import { CloseCode } from "../lib/protocol/close_codes.ts";
 import { MERGE_LIMIT, Opcode } from "../lib/protocol/frame.ts";
 import { assertSame, bytes, concat, feedAll, type TrailingCheck } from "./support/feed.ts";
+import { checkProperty } from "./support/property.ts";
 
 const MASK = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);
 
@@ -465,6 +466,73 @@ Deno.test("text message ending inside a UTF-8 sequence fails with 1007 (RFC 6455
     frame(Opcode.CONTINUATION, new Uint8Array([0xe2, 0x82])),
   ]);
   assertFails(input, CloseCode.INVALID_PAYLOAD_DATA);
+});
+
+// A whole small text is checked by isValidUtf8 and decoded leniently; a larger one by the fatal
+// TextDecoder. Both must give the same verdict and the same string, either side of the switch.
+const STRICT = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+function strictDecode(data: Uint8Array): string | null {
+  try {
+    return STRICT.decode(data);
+  } catch {
+    return null;
+  }
+}
+
+/** `mixed` UTF-8 text grown to exactly `size` bytes, ending on a character boundary. */
+function textOfSize(size: number): Uint8Array {
+  const unit = bytes("fan-out ünïcödé ✓ 😀 ");
+  const out = new Uint8Array(size);
+  for (let i = 0; i < size; i++) out[i] = unit[i % unit.length];
+  for (let i = size - 1; i >= 0 && out[i] >= 0x80; i--) out[i] = 0x20;
+  return out;
+}
+
+Deno.test("whole text frames of 0–600 bytes, valid, with a BOM or broken at the end: the fatal decoder's verdict (RFC 6455 §8.1)", () => {
+  for (const size of [0, 1, 64, 125, 126, 255, 256, 257, 300, 511, 512, 600]) {
+    const valid = textOfSize(size);
+    assertSame(
+      runCodec([frame(Opcode.TEXT, valid)], {}).events,
+      [text(strictDecode(valid)!)],
+      `${size} bytes`,
+    );
+    if (size < 3) continue;
+    const bom = concat([new Uint8Array([0xef, 0xbb, 0xbf]), valid.subarray(3)]);
+    assertSame(runCodec([frame(Opcode.TEXT, bom)], {}).events, [text(strictDecode(bom)!)]);
+    const broken = valid.slice();
+    broken[size - 1] = 0xff;
+    const last = runCodec([frame(Opcode.TEXT, broken)], {}).events.at(-1);
+    assert.equal(
+      last?.type === "fail" && last.code,
+      CloseCode.INVALID_PAYLOAD_DATA,
+      `${size} bytes ending in 0xff`,
+    );
+  }
+});
+
+Deno.test("a whole text frame of arbitrary near-UTF-8 bytes gives the fatal decoder's string or fails with 1007 (RFC 6455 §8.1, property)", () => {
+  checkProperty(
+    fc.property(
+      fc.nat({ max: 400 }),
+      fc.string({ unit: "binary", maxLength: 80 }),
+      fc.array(fc.tuple(fc.nat(), fc.nat({ max: 255 })), { maxLength: 2 }),
+      (ascii, tail, damage) => {
+        const data = concat([bytes("a".repeat(ascii)), bytes(tail)]);
+        for (const [at, value] of damage) if (data.length) data[at % data.length] = value;
+        const expected = strictDecode(data);
+        const events = runCodec([frame(Opcode.TEXT, data)], {}).events;
+        if (expected !== null) {
+          assertSame(events, [text(expected)]);
+        } else {
+          const last = events.at(-1);
+          assert.equal(last?.type === "fail" && last.code, CloseCode.INVALID_PAYLOAD_DATA);
+        }
+      },
+    ),
+    // Counterexamples fast-check has found go in `examples` (none so far).
+    { numRuns: 1000, examples: [] },
+  );
 });
 
 Deno.test("empty text message is delivered as an empty string (RFC 6455 §5.6)", () => {

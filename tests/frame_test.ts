@@ -18,14 +18,28 @@ import { assertSame, concat } from "./support/feed.ts";
 
 const MASK = new Uint8Array([0xa1, 0x02, 0xff, 0x7c]);
 
-/** Parses `header` and checks that every strict prefix of it asks for more data. */
+/** Bytes before a header that `at` must skip (they look like a header of their own). */
+const LEADING = new Uint8Array([0x82, 0xff, 0x80]);
+
+/**
+ * Parses `header` and checks that every strict prefix of it asks for more data, read from the
+ * start of a view and from `at` in a longer array alike.
+ */
 function parseWhole(header: Uint8Array): ReturnType<typeof parseFrameHeader> {
+  const at = LEADING.length;
   for (let i = 0; i < header.length; i++) {
     assert.equal(parseFrameHeader(header.subarray(0, i)), NEED_DATA, `prefix of ${i} bytes`);
+    const inPlace = concat([LEADING, header.subarray(0, i)]);
+    assert.equal(parseFrameHeader(inPlace, { at }), NEED_DATA, `prefix of ${i} bytes at ${at}`);
   }
   const result = parseFrameHeader(header);
   // Trailing data (the payload) does not change the header.
   assertSame(parseFrameHeader(concat([header, new Uint8Array([1, 2, 3])])), result);
+  assertSame(parseFrameHeader(concat([LEADING, header, new Uint8Array([1])]), { at }), result);
+  const maskInto = new Uint8Array(4);
+  const into = parseFrameHeader(concat([LEADING, header]), { at, maskInto });
+  assertSame(into, result, "with maskInto");
+  if (into !== NEED_DATA && !("error" in into) && into.mask) assert.equal(into.mask, maskInto);
   return result;
 }
 

@@ -62,29 +62,40 @@ export interface FrameHeaderError {
   readonly tooLarge: boolean;
 }
 
+/** Where `parseFrameHeader` reads, and where it puts the mask. */
+export interface ParseHeaderOptions {
+  /** A 4-byte array the mask is copied into (it becomes the header's `mask`). */
+  readonly maskInto?: Uint8Array;
+  /** Where in `bytes` the header starts (default 0): parsing in place, with no view made. */
+  readonly at?: number;
+}
+
 /**
- * Parses the frame header at the start of `bytes`.
+ * Parses the frame header at the start of `bytes` (or at `options.at`).
  * Returns the header, NEED_DATA when more bytes are needed, or an error value.
  * The mask, when present, is a copy: written into `maskInto` (4 bytes) when given, which then
  * becomes the header's `mask`, else into a new array. Reusing one array spares an allocation
- * per frame, a large share of the cost of parsing a small frame.
+ * per frame, a large share of the cost of parsing a small frame; so does `at`, which spares the
+ * view (`subarray`) a caller would otherwise make of the rest of its chunk.
  */
 export function parseFrameHeader(
   bytes: Uint8Array,
-  maskInto?: Uint8Array,
+  options: ParseHeaderOptions = {},
 ): FrameHeader | typeof NEED_DATA | FrameHeaderError {
-  if (bytes.length < 2) return NEED_DATA;
-  const b0 = bytes[0], b1 = bytes[1];
+  const at = options.at ?? 0;
+  const available = bytes.length - at;
+  if (available < 2) return NEED_DATA;
+  const b0 = bytes[at], b1 = bytes[at + 1];
   const masked = (b1 & MASK_BIT) !== 0;
   let length = b1 & LEN_MASK;
   let pos = 2;
   if (length === LEN_16) {
-    if (bytes.length < pos + 2) return NEED_DATA;
-    length = (bytes[2] << 8) | bytes[3];
+    if (available < pos + 2) return NEED_DATA;
+    length = (bytes[at + 2] << 8) | bytes[at + 3];
     pos += 2;
   } else if (length === LEN_64) {
-    if (bytes.length < pos + 8) return NEED_DATA;
-    const view = new DataView(bytes.buffer, bytes.byteOffset + pos, 8);
+    if (available < pos + 8) return NEED_DATA;
+    const view = new DataView(bytes.buffer, bytes.byteOffset + at + pos, 8);
     const high = view.getUint32(0);
     // RFC 6455 §5.2: "the most significant bit MUST be 0".
     if (high & 0x80000000) {
@@ -96,12 +107,12 @@ export function parseFrameHeader(
   }
   let mask: Uint8Array | null = null;
   if (masked) {
-    if (bytes.length < pos + 4) return NEED_DATA;
-    mask = maskInto ?? new Uint8Array(4);
-    mask[0] = bytes[pos];
-    mask[1] = bytes[pos + 1];
-    mask[2] = bytes[pos + 2];
-    mask[3] = bytes[pos + 3];
+    if (available < pos + 4) return NEED_DATA;
+    mask = options.maskInto ?? new Uint8Array(4);
+    mask[0] = bytes[at + pos];
+    mask[1] = bytes[at + pos + 1];
+    mask[2] = bytes[at + pos + 2];
+    mask[3] = bytes[at + pos + 3];
     pos += 4;
   }
   return {

@@ -72,8 +72,13 @@ export class Utf8Validator {
 
 /** Whether `bytes` is complete, well-formed UTF-8. */
 export function isValidUtf8(bytes: Uint8Array): boolean {
+  // Most text is ASCII: its prefix is scanned without a validator.
+  const n = bytes.length;
+  let i = 0;
+  while (i < n && bytes[i] < 0x80) i++;
+  if (i === n) return true;
   const v = new Utf8Validator();
-  return v.push(bytes) && v.complete;
+  return v.push(bytes.subarray(i)) && v.complete;
 }
 
 /** Below this code unit a character takes 1 UTF-8 byte; below the next, 2 (RFC 3629 §3). */

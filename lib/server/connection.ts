@@ -97,6 +97,15 @@ const batch = {
   length: 0,
 };
 
+/**
+ * A sealed batch that will be written at once (its connection has nothing queued or in flight,
+ * as when echoing) is copied into a view of this shared slab instead of an array of its own: for
+ * 560 B that costs ~60 ns against ~500 ns here. Views are carved one after another and never
+ * reused; a full slab is replaced, and the old one is freed by GC once its views are written. A
+ * connection holds at most one slab view (its next write), so a stalled write pins one slab.
+ */
+const slab = { bytes: new Uint8Array(BATCH_SIZE), used: 0 };
+
 let nextId = 1;
 
 /** One client connection. The handler-facing `Connection` API is its public surface. */
@@ -358,7 +367,10 @@ export class ClientConnection implements Connection {
     const length = batch.length;
     batch.owner = null;
     batch.length = 0;
-    if (length > 0) this.#queue.push([batch.bytes.slice(0, length)], length);
+    if (length === 0) return;
+    const next = !this.#writing && !this.#queue.hasPending;
+    const bytes = next ? slabCopy(length) : batch.bytes.slice(0, length);
+    this.#queue.push([bytes], length);
   }
 
   #dropBatch(): void {
@@ -668,6 +680,18 @@ export class ClientConnection implements Connection {
       this.#socket.close();
     } catch { /* already closed */ }
   }
+}
+
+/** The first `length` bytes of the batch, copied into a fresh view of the slab. */
+function slabCopy(length: number): Uint8Array {
+  if (slab.used + length > slab.bytes.length) {
+    slab.bytes = new Uint8Array(BATCH_SIZE);
+    slab.used = 0;
+  }
+  const view = slab.bytes.subarray(slab.used, slab.used + length);
+  view.set(batch.bytes.subarray(0, length));
+  slab.used += length;
+  return view;
 }
 
 /** The pathname `new URL(target, base)` gives, without parsing a URL for the usual plain path. */

@@ -239,3 +239,28 @@ Deno.test({
       },
     ),
 });
+
+Deno.test({
+  name:
+    "replies from two clients echoed across many slab views arrive whole and in order (RFC 6455 §5.4)",
+  ...inProcess,
+  fn: () =>
+    withInProcessServer({ handlers: echo }, async ({ port }) => {
+      // Each reply is written at once, from a view of the shared slab (16 KiB); 2 × 200 replies
+      // of ~300 B fill several slabs, interleaved between the two clients.
+      const clients = [await RawClient.open(port), await RawClient.open(port)];
+      try {
+        for (let i = 0; i < 200; i++) {
+          for (const [n, client] of clients.entries()) {
+            const text = `${n}:${i}:${"é".repeat(140)}`;
+            await client.sendFrame({ opcode: TEXT, payload: new TextEncoder().encode(text) });
+            const reply = await client.readFrame();
+            assert.equal(reply.opcode, TEXT);
+            assert.equal(decoder.decode(reply.payload), text);
+          }
+        }
+      } finally {
+        for (const c of clients) c.close();
+      }
+    }),
+});
