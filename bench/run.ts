@@ -274,7 +274,8 @@ export const METRICS: readonly Metric[] = [
 
 export type Result = Record<string, number | string | boolean>;
 
-function which(cmd: string): boolean {
+/** Whether `cmd` is on PATH. */
+export function which(cmd: string): boolean {
   try {
     return new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null" })
       .outputSync().success;

@@ -15,7 +15,7 @@
 // killed by PID at the end of the run. Results go to bench/out/slow-readers-<stamp>.json.
 
 import { parseArgs } from "node:util";
-import { killServer, spawnServer } from "./run.ts";
+import { killServer, spawnServer, which } from "./run.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const OUT = `${ROOT}/bench/out`;
@@ -53,15 +53,6 @@ interface RunResult {
   slowConsumerLogLines: number;
   loadBefore: string;
   loadAfter: string;
-}
-
-function which(cmd: string): boolean {
-  try {
-    return new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
 }
 
 async function loadAverage(): Promise<string> {

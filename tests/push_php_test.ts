@@ -4,29 +4,19 @@
 
 import assert from "node:assert/strict";
 import { classifyLine } from "../lib/channels/commands.ts";
+import { runPushPhp } from "./support/php.ts";
 import { toolFor } from "./support/tools.ts";
 
 const php = toolFor("php", "examples/push.php tests");
 const mkfifo = toolFor("mkfifo", "examples/push.php tests");
-const HELPER = new URL("../examples/push.php", import.meta.url).pathname;
 
 /** Runs PHP statements with push.php loaded; each `out(...)` becomes one JSON result. */
 async function runPhp(fifo: string, body: string): Promise<unknown[]> {
-  const code = `require ${JSON.stringify(HELPER)};
-    $results = [];
+  const code = `$results = [];
     function out($ok) { global $results; $results[] = [$ok, push_last_error()]; }
     ${body}
     echo json_encode($results);`;
-  const result = await new Deno.Command(php!, {
-    args: ["-r", code],
-    env: { PUSH_FIFO: fifo },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(result.stderr);
-  assert.equal(result.code, 0, stderr);
-  assert.equal(stderr, "", "no PHP warnings");
-  return JSON.parse(new TextDecoder().decode(result.stdout));
+  return await runPushPhp(php!, fifo, code) as unknown[];
 }
 
 async function withFifo(f: (fifo: string) => Promise<void>): Promise<void> {

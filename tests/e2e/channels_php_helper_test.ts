@@ -4,6 +4,7 @@
 // arrives; with the server down, a call fails at once with a reason instead of blocking.
 
 import assert from "node:assert/strict";
+import { runPushPhp } from "../support/php.ts";
 import { toolFor } from "../support/tools.ts";
 import { PushV1Client, RestartableServer } from "../support/push_v1.ts";
 
@@ -11,23 +12,10 @@ const php = toolFor(
   "php",
   "examples/push.php against the real server (apt-get install -y php-cli)",
 );
-const HELPER = new URL("../../examples/push.php", import.meta.url).pathname;
 
 /** Runs PHP with push.php loaded; `body` returns an array printed as JSON. */
-async function runPhp(fifo: string, body: string): Promise<unknown> {
-  const result = await new Deno.Command(php!, {
-    args: [
-      "-r",
-      `require ${JSON.stringify(HELPER)}; echo json_encode((function () { ${body} })());`,
-    ],
-    env: { PUSH_FIFO: fifo },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(result.stderr);
-  assert.equal(result.code, 0, stderr);
-  assert.equal(stderr, "", "no PHP warnings");
-  return JSON.parse(new TextDecoder().decode(result.stdout));
+function runPhp(fifo: string, body: string): Promise<unknown> {
+  return runPushPhp(php!, fifo, `echo json_encode((function () { ${body} })());`);
 }
 
 Deno.test({
