@@ -2,7 +2,7 @@
 // line written to the FIFO arrives on the page. Skipped, saying why, where Chromium is missing.
 
 import assert from "node:assert/strict";
-import { launchChromium } from "./support/browser.ts";
+import { launchChromium, serveBlankPage } from "./support/browser.ts";
 import { startServer } from "./support/server_process.ts";
 import { toolFor } from "./support/tools.ts";
 
@@ -14,19 +14,11 @@ Deno.test({
   ignore: CHROMIUM === null,
   async fn() {
     const server = await startServer();
-    // A page from 127.0.0.1: Chromium blocks about:blank from reaching local addresses
-    // (net::ERR_BLOCKED_BY_LOCAL_NETWORK_ACCESS_CHECKS), as it would a public site.
-    const site = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, onListen() {} },
-      () =>
-        new Response("<!doctype html><title>push</title>", {
-          headers: { "content-type": "text/html" },
-        }),
-    );
+    const site = serveBlankPage();
     const browser = await launchChromium(CHROMIUM!);
     try {
       const tab = await browser.newPage();
-      await tab.goto(`http://127.0.0.1:${site.addr.port}/`);
+      await tab.goto(site.url);
       const opened = tab.evaluate((url: string) => {
         return new Promise<void>((resolve, reject) => {
           const ws = new WebSocket(url);

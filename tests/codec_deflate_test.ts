@@ -15,7 +15,7 @@ import {
   parseFrameHeader,
 } from "../lib/protocol/frame.ts";
 import { negotiateDeflate } from "../lib/protocol/permessage_deflate.ts";
-import { feedings } from "./support/feed.ts";
+import { concat, feedings } from "./support/feed.ts";
 
 const MASK = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);
 const DEFLATE = negotiateDeflate("permessage-deflate; client_max_window_bits");
@@ -30,16 +30,6 @@ function frame(opcode: number, payload: Uint8Array, opts: { fin?: boolean; rsv1?
   out.set(header);
   out.set(payload, header.length);
   applyMask(out.subarray(header.length), MASK);
-  return out;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
   return out;
 }
 

@@ -9,7 +9,7 @@ import type { Handlers } from "../lib/api/handlers.ts";
 import { CloseCode } from "../lib/protocol/close_codes.ts";
 import { compressMessage, inflateMessage, inflateText } from "../lib/protocol/deflate.ts";
 import { Opcode } from "../lib/protocol/frame.ts";
-import { chromiumFor, launchChromium } from "./support/browser.ts";
+import { chromiumFor, launchChromium, serveBlankPage } from "./support/browser.ts";
 import { type InProcessServer, withInProcessServer } from "./support/in_process.ts";
 import { parsePushMessage } from "./support/push_v1.ts";
 import {
@@ -348,18 +348,11 @@ Deno.test({
   async fn() {
     const { handlers, opened } = openCounter();
     await withInProcessServer({ handlers, args: ["--page", "off"] }, async (s) => {
-      // A page from 127.0.0.1: Chromium blocks about:blank from reaching local addresses.
-      const site = Deno.serve(
-        { hostname: "127.0.0.1", port: 0, onListen() {} },
-        () =>
-          new Response("<!doctype html><title>push</title>", {
-            headers: { "content-type": "text/html" },
-          }),
-      );
+      const site = serveBlankPage();
       const browser = await launchChromium(CHROMIUM!);
       try {
         const tab = await browser.newPage();
-        await tab.goto(`http://127.0.0.1:${site.addr.port}/`);
+        await tab.goto(site.url);
         const extensions = await tab.evaluate(
           (url: string) =>
             new Promise<string>((resolve, reject) => {

@@ -9,16 +9,7 @@ import {
   textFrameBound,
   textFrameLength,
 } from "../lib/protocol/frame.ts";
-
-function join(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+import { concat } from "./support/feed.ts";
 
 const LENGTHS = [
   0,
@@ -55,8 +46,8 @@ Deno.test("encodeTextFrame equals encodeFrame of the UTF-8 payload at every leng
   for (const length of LENGTHS) {
     for (const seed of [0, 1, 2, 3]) {
       const text = sample(length, seed);
-      const expected = join(encodeFrame(Opcode.TEXT, encoder.encode(text)));
-      assert.deepEqual(join(encodeTextFrame(text)), expected, `length ${length}, seed ${seed}`);
+      const expected = concat(encodeFrame(Opcode.TEXT, encoder.encode(text)));
+      assert.deepEqual(concat(encodeTextFrame(text)), expected, `length ${length}, seed ${seed}`);
     }
   }
 });
@@ -67,7 +58,7 @@ Deno.test("textFrameLength is the length of encodeTextFrame's frame at every len
       const text = sample(length, seed);
       assert.equal(
         textFrameLength(text),
-        join(encodeTextFrame(text)).length,
+        concat(encodeTextFrame(text)).length,
         `length ${length}, seed ${seed}`,
       );
     }
@@ -79,7 +70,7 @@ Deno.test("encodeTextFrameInto writes encodeFrame's bytes at an offset and retur
   for (const length of LENGTHS.filter((n) => n <= 5461)) {
     for (const seed of [0, 1, 2, 3]) {
       const text = sample(length, seed);
-      const expected = join(encodeFrame(Opcode.TEXT, encoder.encode(text)));
+      const expected = concat(encodeFrame(Opcode.TEXT, encoder.encode(text)));
       const at = 3;
       const out = new Uint8Array(at + textFrameBound(length) + 2).fill(0xee);
       const written = encodeTextFrameInto(text, out, at);

@@ -95,6 +95,15 @@ async function waitForEvent(tab: Page, want: Record<string, unknown>): Promise<v
   );
 }
 
+/** The real server with tokens on (PUSH_TOKEN_SECRET) and presence events for `room.*`. */
+function startTokenServer() {
+  return startServer({
+    args: ["--presence-events", "room.*"],
+    env: { PUSH_TOKEN_SECRET: SECRET },
+    permissions: PERMISSIONS,
+  });
+}
+
 function events(tab: Page): Promise<Record<string, unknown>[]> {
   return tab.evaluate(() => (globalThis as unknown as PageGlobals).events);
 }
@@ -104,11 +113,7 @@ Deno.test({
     "in Chromium, a page with a valid token subscribes and gets a publication; a second page shows in its presence with join and leave",
   ignore: chromium === null,
   async fn() {
-    const server = await startServer({
-      args: ["--presence-events", "room.*"],
-      env: { PUSH_TOKEN_SECRET: SECRET },
-      permissions: PERMISSIONS,
-    });
+    const server = await startTokenServer();
     const browser = await launchChromium(chromium!);
     try {
       // (a) alice: authed, subscribed, refused outside her grant, and a publication arrives.
@@ -188,11 +193,7 @@ Deno.test({
     "in Chromium, a page with an expired token is refused with close 4004 and the reason, both visible to the page",
   ignore: chromium === null,
   async fn() {
-    const server = await startServer({
-      args: ["--presence-events", "room.*"],
-      env: { PUSH_TOKEN_SECRET: SECRET },
-      permissions: PERMISSIONS,
-    });
+    const server = await startTokenServer();
     const browser = await launchChromium(chromium!);
     try {
       // Minted two hours ago with a one-hour lifetime: expired an hour ago.
