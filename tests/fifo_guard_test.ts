@@ -1,14 +1,16 @@
 // The FIFO's start-up guards and its reader's health: a FIFO the server cannot read is a
 // start-up error naming who owns it and who the server is; a second server on the same FIFO
 // refuses to start naming the first one's PID; a FIFO that cannot be opened later shows as
-// `unreadable` and is retried with backoff.
+// `unreadable` and is retried with backoff; a line written between the start-up check and the
+// reader's first open is delivered.
 
 import assert from "node:assert/strict";
 import { closeWs, connectWs } from "./support/ws_client.ts";
 import { startServer } from "./support/server_process.ts";
 import { toolFor } from "./support/tools.ts";
+import { tryWriteFifo } from "./support/push_v1.ts";
 import { fifoLockHolder, unreadableMessage } from "../lib/sources/fifo_guard.ts";
-import { FifoReader } from "../lib/sources/fifo.ts";
+import { FifoReader, prepareFifo } from "../lib/sources/fifo.ts";
 import type { Logger } from "../lib/api/handlers.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -291,6 +293,40 @@ Deno.test("a FIFO that cannot be opened shows as unreadable with its error, retr
     await writer;
   } finally {
     await reader.stop();
+    await running;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("lines a writer leaves between the start-up check and the reader's first open are delivered, not stuck in the pipe", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "push-state-" });
+  const fifo = `${dir}/in.fifo`;
+  await mkfifo(fifo, 0o600);
+  const log = recordingLog();
+  assert.equal(await prepareFifo(fifo, log), null);
+  // The check's descriptor is a reader, so a non-blocking writer gets in, writes and leaves
+  // before the reader's blocking open is waiting: nothing would wake that open.
+  assert.ok(await tryWriteFifo(fifo, "one\ntwo"), "the writer found a reader");
+  const delivered: string[] = [];
+  const both = Promise.withResolvers<void>();
+  const reader = new FifoReader(fifo, {
+    maxLineBytes: 1024,
+    log,
+    onBatch(lines) {
+      delivered.push(...lines);
+      if (delivered.length >= 2) both.resolve();
+    },
+  });
+  const running = reader.run();
+  const timeout = setTimeout(() => both.reject(new Error(`delivered only ${delivered}`)), 5_000);
+  try {
+    await both.promise;
+    // The last line had no newline: its writer has gone, so it is complete.
+    assert.deepEqual(delivered, ["one", "two"]);
+    assert.deepEqual(log.errors, []);
+  } finally {
+    clearTimeout(timeout);
+    await reader.stop({ drainMs: 0 });
     await running;
     await Deno.remove(dir, { recursive: true });
   }

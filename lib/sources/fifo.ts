@@ -14,6 +14,7 @@ import {
   lockFifo,
   lockTakenElsewhere,
   openForCheck,
+  readCheck,
   unreadableMessage,
 } from "./fifo_guard.ts";
 
@@ -210,9 +211,10 @@ export class FifoReader {
     let file: Deno.FsFile | null = null;
     while (!this.#stopped) {
       if (!file) {
-        // No read end is held while opening here, so the pipe holds nothing for us.
+        // The only read end held here, if any, is the start-up check's: what a writer left in
+        // the pipe before this open was waiting is read through it.
         this.#waitingForData = true;
-        file = await this.#open();
+        file = await this.#openWhileReading(() => this.#readCheckDescriptor(buf));
         this.#waitingForData = false;
       }
       if (!file) continue;
@@ -262,23 +264,66 @@ export class FifoReader {
   /**
    * Opens the FIFO anew, to wait for the next writer, while still holding `old`: a FIFO that
    * no process has open discards what is in it, so the reader count must never drop to zero.
-   * A writer that comes and goes before the new open is waiting leaves its lines in the pipe
-   * without waking that open, so `old` is read a few times meanwhile to collect them.
    */
   async #nextReader(old: Deno.FsFile, buf: Uint8Array): Promise<Deno.FsFile | null> {
+    const file = await this.#openWhileReading(() => this.#readToEof(old, buf));
+    this.#close(old);
+    return file;
+  }
+
+  /**
+   * Opens the FIFO (see #open) while an older read end is still held. A writer that comes and
+   * goes before the new open is waiting in the kernel leaves its lines in the pipe without
+   * waking that open, so the older end is read a few times meanwhile (`readOld`: whether it
+   * read something up to end of file, or null to stop) to collect them.
+   */
+  async #openWhileReading(
+    readOld: () => Promise<boolean | null>,
+  ): Promise<Deno.FsFile | null> {
     const next = this.#open();
     let settled = false;
     next.finally(() => settled = true);
     for (const delay of CATCH_UP_MS) {
       await Promise.race([this.#sleep(delay), next]);
       if (settled || this.#stopped) break;
-      const read = await this.#readToEof(old, buf);
+      const read = await readOld();
       if (read === null) break;
+      // Every writer has closed: a last line without a newline is complete now.
       if (read) await this.#deliver(this.#splitter.end());
     }
-    const file = await next;
-    this.#close(old);
-    return file;
+    return await next;
+  }
+
+  /**
+   * Reads the start-up check's descriptor (see `prepareFifo`), which holds the pipe until the
+   * first open: like #readToEof, but without blocking. False while a writer is still there (its
+   * line may go on); null once there is no such descriptor, or reading it failed.
+   *
+   * This reads before the lock is taken (that needs the first open). Against a second server
+   * that passed its start-up check too (both started before any writer, without /proc/locks
+   * or --allow-write), lines written in the few hundred milliseconds of catch-up could go to
+   * either; the lock still stops one of them at its first open.
+   */
+  async #readCheckDescriptor(buf: Uint8Array): Promise<boolean | null> {
+    let any = false;
+    for (;;) {
+      // Looked up each time: delivering awaits, and stop() may close it meanwhile.
+      const fd = checkDescriptors.get(this.#path);
+      if (fd === undefined || this.#stopped) return null;
+      let n: number | null;
+      try {
+        n = readCheck(fd, buf);
+      } catch (e) {
+        this.#options.log.error(`reading FIFO ${this.#path}: ${errorMessage(e)}`);
+        return null;
+      }
+      if (n === null) return false;
+      this.#atEof = n === 0;
+      if (n === 0) return any;
+      this.#dataReads++;
+      any = true;
+      await this.#deliver(this.#splitter.push(buf.subarray(0, n)));
+    }
   }
 
   /**

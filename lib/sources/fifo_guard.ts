@@ -5,7 +5,7 @@
 // --allow-sys=uid,gid, /proc (locks, self/status) needs --allow-all, and opening the FIFO for
 // writing needs --allow-write. Each check uses what is granted and says what it could not see.
 
-import { closeSync, constants, openSync } from "node:fs";
+import { closeSync, constants, openSync, readSync } from "node:fs";
 import process from "node:process";
 
 const PROC_LOCKS = "/proc/locks";
@@ -32,6 +32,20 @@ export function openForCheck(path: string): { fd: number } | { error: unknown } 
     return { fd: openSync(path, constants.O_RDONLY | constants.O_NONBLOCK) };
   } catch (e) {
     return { error: e };
+  }
+}
+
+/**
+ * Reads what is in the pipe through a descriptor from `openForCheck`, without blocking: the
+ * number of bytes read, 0 at end of file (no writer and nothing left), or null while a writer
+ * holds the FIFO with nothing in it yet (EAGAIN). Throws on any other failure.
+ */
+export function readCheck(fd: number, buf: Uint8Array): number | null {
+  try {
+    return readSync(fd, buf, 0, buf.length, null);
+  } catch (e) {
+    if (e instanceof Error && "code" in e && e.code === "EAGAIN") return null;
+    throw e;
   }
 }
 
