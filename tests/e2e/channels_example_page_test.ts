@@ -54,7 +54,16 @@ Deno.test({
       assert.match(await text("#events li:first-child"), /reconnecting \(close 1006\)/);
       await server.start();
       assert.ok(await tryWriteFifo(server.fifo, line(3)));
-      await tab.locator("#publications li").nth(2).waitFor({ timeout: RECONNECT_WAIT_MS });
+      await tab.locator("#publications li").nth(2).waitFor({ timeout: RECONNECT_WAIT_MS }).catch(
+        async (e) => {
+          const events = await tab.locator("#events li").allInnerTexts();
+          throw new Error(
+            `${e.message}; page: ${problems.join("; ")}; events: ${
+              events.join(" | ")
+            }; publications: ${(await publications()).join(" ")}`,
+          );
+        },
+      );
       assert.deepStrictEqual(await publications(), ['{"n":1}', '{"n":2}', '{"n":3}']);
       assert.equal(await text("#state"), "open");
       assert.ok(Number(await text("#reconnects")) >= 1);
